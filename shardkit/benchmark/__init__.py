@@ -1,0 +1,1 @@
+"""SHARD: the senses file, clip manifests, item generation and the dataset card."""

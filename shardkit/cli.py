@@ -1,0 +1,119 @@
+"""The `shardkit` command. Each subcommand parses, calls one library function, and prints; progress bars and
+tables live here, not in the library. A ShardkitError becomes one line on stderr and exit status 2."""
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from shardkit import __version__
+from shardkit.errors import ShardkitError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a hub: models and data come from packages or paths
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+warnings.filterwarnings("ignore", message="The multilingual functions are not available")
+
+
+def _progress(description: str):
+    """A rich progress bar usable as a `progress(done, total)` callback; a context manager."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   transient=True)
+    task = bar.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    bar.update_cb = update
+    return bar
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from shardkit.benchmark.build import BuildConfig, build
+
+    cfg = BuildConfig(seed=args.seed, max_depth=args.max_depth, per_task=args.per_task, split=args.split)
+    with _progress("generating sample audio (first run only)") as bar:
+        meta = build(args.out, cfg, manifest=args.manifest, audio_root=args.audio_root, progress=bar.update_cb)
+    con = Console()
+    table = Table(title=f"SHARD → {args.out}  ({meta['n_items']} items, {meta['n_clips']} clips, seed {cfg.seed})")
+    for col in ("task", "items", "yes", "no", "hard neg", "random neg"):
+        table.add_column(col, justify="right" if col != "task" else "left")
+    for task, c in meta["counts"].items():
+        table.add_row(task, str(c["n"]), *(str(c.get(k, "–")) for k in ("yes", "no", "hard", "random")))
+    con.print(table)
+    n_words = len(meta["words_with_clips"]) + len(meta["words_without_clips"])
+    con.print(f"words with clips: {len(meta['words_with_clips'])} of {n_words}; "
+              f"clips without a SHARD word (skipped): {meta['n_clips_without_shard_word']}")
+    if meta["unavailable"]:
+        con.print(f"[yellow]unavailable audio: {len(meta['unavailable'])} clips[/yellow] (items kept, marked "
+                  f"available=false; list in meta.json)")
+        for u in meta["unavailable"][:5]:
+            con.print(f"  {u['id']}: {u['reason']}")
+    con.print(f"sha256 {meta['sha256']}\nwrote shard.jsonl, meta.json, card.md, hf/ (datasets export)")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from shardkit.resources.doctor import run_checks
+
+    checks = run_checks()
+    table = Table(title="shardkit doctor")
+    for col in ("resource", "status", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        status = "[green]ok[/green]" if c.ok else ("[red]MISSING[/red]" if c.required else "[yellow]optional[/yellow]")
+        table.add_row(c.name, status, c.detail, c.fix)
+    Console(width=max(120, Console().width)).print(table)
+    return 1 if any(not c.ok and c.required for c in checks) else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shardkit", description=(
+        "SHARD: does an audio-LLM's reasoning reach the audio? Build the benchmark, check resources."))
+    p.add_argument("--version", action="version", version=f"shardkit {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="build SHARD (synonym, hypernym, identity items bound to clips)",
+                       description="Build SHARD into DIR: shard.jsonl, meta.json, card.md and a datasets export. "
+                                   "Without --manifest it uses the bundled sample audio (generated once, offline).",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    b.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    b.add_argument("--seed", type=int, default=0, help="sampling seed: same seed, same bytes")
+    b.add_argument("--manifest", type=Path, metavar="FILE",
+                   help="clip manifest: JSONL {id, path, labels[, split, start, end]} or an AudioSet segment CSV")
+    b.add_argument("--audio-root", type=Path, metavar="DIR",
+                   help="folder the manifest's audio paths are relative to (default: the manifest's folder)")
+    b.add_argument("--split", default="auto", choices=["auto", "test", "train", "all"],
+                   help="clips to use; auto = test when the manifest has splits, else all")
+    b.add_argument("--max-depth", type=int, default=6, help="deepest hypernym (steps above the word) to ask about")
+    b.add_argument("--per-task", type=int, default=4, help="positives per clip and task (as many negatives)")
+    b.set_defaults(func=cmd_build)
+
+    d = sub.add_parser("doctor", help="check every offline resource and say how to fix what is missing",
+                       description="Check WordNet, the AudioSet ontology and labels, senses.tsv, the sample audio "
+                                   "and the model packages. Exit status 1 if a required one is missing.")
+    d.set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ShardkitError as e:
+        print(f"shardkit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

