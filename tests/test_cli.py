@@ -1,0 +1,53 @@
+"""The command as a user runs it: a subprocess, its exit status, and what it prints."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def run(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "shardkit", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=300)
+
+
+def test_help_lists_commands():
+    r = run("--help")
+    assert r.returncode == 0 and "build" in r.stdout and "doctor" in r.stdout
+    r = run("build", "--help")
+    assert r.returncode == 0 and "--manifest" in r.stdout and "--audio-root" in r.stdout and "default: 0" in r.stdout
+
+
+def test_doctor_all_present():
+    r = run("doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for text in ("117,659 synsets", "632 classes", "527-label index", "78 SHARD words", "recordings readable"):
+        assert text in r.stdout, text
+
+
+def test_doctor_names_a_missing_resource_and_its_fix(tmp_path):
+    # Shadow the epanns package (which holds the 527-label index) with an empty one, as a broken install would.
+    (tmp_path / "epanns").mkdir()
+    (tmp_path / "epanns" / "__init__.py").write_text("")
+    r = run("doctor", env={"PYTHONPATH": str(tmp_path)}, cwd=tmp_path)
+    assert r.returncode == 1
+    out = " ".join(r.stdout.split())
+    assert "MISSING" in out and "audioset_labels.csv" in out and "requirements-resources.txt" in out
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_build_error_is_one_line(tmp_path):
+    bad = tmp_path / "clips.jsonl"
+    bad.write_text('{"id": "a", "path": "a.wav", "labels": ["/m/unknown"]}\n')
+    r = run("build", "--out", str(tmp_path / "out"), "--manifest", str(bad))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("shardkit build: error:") and f"{bad}:1:" in lines[0]
+
+
+def test_build_prints_summary_and_writes_outputs(tmp_path):
+    r = run("build", "--out", str(tmp_path / "s"), "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    assert "synonym" in r.stdout and "hypernym" in r.stdout and "sha256" in r.stdout
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    assert meta["seed"] == 3 and meta["sha256"] in r.stdout
