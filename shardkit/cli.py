@@ -39,7 +39,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     cfg = BuildConfig(seed=args.seed, max_depth=args.max_depth, per_task=args.per_task, split=args.split)
     with _progress("generating sample audio (first run only)") as bar:
-        meta = build(args.out, cfg, manifest=args.manifest, audio_root=args.audio_root, progress=bar.update_cb)
+        meta = build(args.out, cfg, manifest=args.manifest, audio_root=args.audio_root, senses_path=args.senses,
+                     progress=bar.update_cb)
     con = Console()
     table = Table(title=f"SHARD → {args.out}  ({meta['n_items']} items, {meta['n_clips']} clips, seed {cfg.seed})")
     for col in ("task", "items", "yes", "no", "hard neg", "random neg"):
@@ -65,7 +66,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     from shardkit.resources.doctor import run_checks
 
-    checks = run_checks()
+    with Console(stderr=True).status("checking resources (loads WordNet and torch: ~10 s)"):
+        checks = run_checks()
     table = Table(title="shardkit doctor")
     for col in ("resource", "status", "detail", "fix"):
         table.add_column(col, overflow="fold")
@@ -93,6 +95,8 @@ def parser() -> argparse.ArgumentParser:
                    help="clip manifest: JSONL {id, path, labels[, split, start, end]} or an AudioSet segment CSV")
     b.add_argument("--audio-root", type=Path, metavar="DIR",
                    help="folder the manifest's audio paths are relative to (default: the manifest's folder)")
+    b.add_argument("--senses", type=Path, metavar="FILE",
+                   help="AudioSet label → WordNet synset table (default: the reviewed shardkit/benchmark/senses.tsv)")
     b.add_argument("--split", default="auto", choices=["auto", "test", "train", "all"],
                    help="clips to use; auto = test when the manifest has splits, else all")
     b.add_argument("--max-depth", type=int, default=6, help="deepest hypernym (steps above the word) to ask about")

