@@ -1,0 +1,123 @@
+"""THE splice: audio embeddings written into the placeholder slots of a prompt, fed to any Hugging Face causal LM.
+
+AudioLLM = encoder → projector → stock causal LM via `inputs_embeds`. Only text positions are embedded by the
+LM's table; audio rows are written into the AUDIO_ID slots in one masked write (as transformers' LLaVA and
+torchtune's fusion models do), so the same code serves audio before BOS (LTU) and audio at any marker.
+Scoring reads logits only at the positions it needs; generation hands the spliced embeddings to `generate`.
+"""
+
+import logging
+
+import torch
+from torch import nn
+
+from shardkit.errors import ShardkitError
+from shardkit.models.prompts import AUDIO_ID, Template
+
+log = logging.getLogger(__name__)
+
+YES = ("yes", "Yes", "YES", " yes", " Yes", " YES")
+NO = ("no", "No", "NO", " no", " No", " NO")
+
+
+def answer_token_ids(tokenizer, words: tuple[str, ...]) -> list[int]:
+    """Every single-token spelling of an answer word that the tokenizer has (casings, leading space)."""
+    ids = {tokenizer(w, add_special_tokens=False).input_ids[0] for w in words
+           if len(tokenizer(w, add_special_tokens=False).input_ids) == 1}
+    if not ids:
+        raise ShardkitError(f"tokenizer has no single-token spelling of {words[0]!r}")
+    return sorted(ids)
+
+
+class AudioLLM(nn.Module):
+    """Audio encoder → projector → causal LM, joined by `splice`.
+
+    `encoder` maps front-end features of each clip to `[n_a, d_enc]` tokens (pooling included); `projector` maps
+    them to the LM width. Either may be frozen; the LM is a stock `transformers` model, never modified.
+    """
+
+    def __init__(self, encoder: nn.Module, projector: nn.Module, lm: nn.Module, tokenizer, n_audio_tokens: int,
+                 template: Template):
+        super().__init__()
+        self.encoder, self.projector, self.lm = encoder, projector, lm
+        self.tokenizer, self.n_audio_tokens, self.template = tokenizer, n_audio_tokens, template
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def encode_audio(self, feats: torch.Tensor) -> torch.Tensor:
+        """Front-end features of n clips → audio embeddings in the LM's space.
+
+        Shapes: feats [n, ...] (family-specific) → [n, n_a, d].
+        """
+        tokens = self.encoder(feats)  # [n, n_a, d_enc]
+        if tokens.shape[1] != self.n_audio_tokens:
+            raise ShardkitError(f"encoder gave {tokens.shape[1]} audio tokens per clip, model expects "
+                                f"{self.n_audio_tokens}")
+        return self.projector(tokens)  # [n, n_a, d]
+
+    def splice(self, input_ids: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
+        """Embed text positions with the LM's table and write audio rows into the AUDIO_ID slots, in order.
+
+        Shapes: input_ids [b, s]; audio [n_clips, n_a, d] (clips in reading order, row-major over the batch)
+        → inputs_embeds [b, s, d].
+        """
+        slots = input_ids == AUDIO_ID  # [b, s]
+        n_slots = int(slots.sum())
+        n_rows = 0 if audio is None else audio.shape[0] * audio.shape[1]
+        if n_slots != n_rows:
+            raise ShardkitError(f"{n_slots} audio slots in the prompts but {n_rows} audio rows "
+                                f"({0 if audio is None else audio.shape[0]} clips × {self.n_audio_tokens} tokens)")
+        embeds = self.lm.get_input_embeddings()(input_ids.masked_fill(slots, self.pad_id))  # [b, s, d]
+        if n_rows:
+            embeds = embeds.masked_scatter(slots.unsqueeze(-1), audio.reshape(-1, audio.shape[-1]).to(embeds.dtype))
+        return embeds
+
+    def forward(self, input_ids, attention_mask, position_ids, audio=None, labels=None, logits_to_keep=0):
+        """Causal LM output on a spliced batch. `audio` is [n_clips, n_a, d] (already projected) or None."""
+        embeds = self.splice(input_ids, audio)
+        return self.lm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
+                       labels=labels, logits_to_keep=logits_to_keep, use_cache=False)
+
+    def hidden_states(self, input_ids, attention_mask, position_ids, audio=None) -> torch.Tensor:
+        """Last hidden states of the LM body, before the head: [b, s, d]."""
+        embeds = self.splice(input_ids, audio)
+        out = self.lm.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
+                                    position_ids=position_ids, use_cache=False)
+        return out.last_hidden_state
+
+    @torch.no_grad()
+    def yes_no(self, input_ids, attention_mask, position_ids, audio=None) -> torch.Tensor:
+        """log P(yes) − log P(no) at the next token, summed over every spelling of each: [b]."""
+        logits = self.forward(input_ids, attention_mask, position_ids, audio, logits_to_keep=1).logits[:, -1]
+        logp = logits.float().log_softmax(-1)  # [b, vocab]
+        yes, no = self._yes_no_ids()
+        return logp[:, yes].logsumexp(-1) - logp[:, no].logsumexp(-1)
+
+    def _yes_no_ids(self) -> tuple[list[int], list[int]]:
+        if not hasattr(self, "_yn"):
+            self._yn = (answer_token_ids(self.tokenizer, YES), answer_token_ids(self.tokenizer, NO))
+        return self._yn
+
+    @torch.no_grad()
+    def continuation_logprob(self, input_ids, attention_mask, position_ids, n_continuation: list[int],
+                             audio=None) -> torch.Tensor:
+        """Sum of log-probabilities of the last n_continuation[i] tokens of each left-padded row: [b].
+
+        The head runs only at the positions that predict those tokens.
+        """
+        h = self.hidden_states(input_ids, attention_mask, position_ids, audio)  # [b, s, d]
+        s = input_ids.shape[1]
+        out = []
+        for i, n in enumerate(n_continuation):
+            if n < 1:
+                raise ShardkitError("a cloze continuation must have at least one token")
+            logits = self.lm.get_output_embeddings()(h[i, s - n - 1: s - 1]).float()  # [n, vocab]
+            target = input_ids[i, s - n:]  # [n]
+            out.append(logits.log_softmax(-1).gather(-1, target[:, None]).sum())
+        return torch.stack(out)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask, audio=None, **gen) -> torch.Tensor:
+        """Stock `generate` over the spliced embeddings (KV cache on); returns only the new tokens: [b, t]."""
+        embeds = self.splice(input_ids, audio)
+        gen.setdefault("pad_token_id", self.pad_id)
+        return self.lm.generate(inputs_embeds=embeds, attention_mask=attention_mask, **gen)
