@@ -8,7 +8,7 @@ prepended by construction. Attention mask, positions, labels and truncation are 
 """
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import torch
 
@@ -19,7 +19,7 @@ AUDIO_ID = -1  # placeholder id for one audio token; never an index into the emb
 IGNORE = -100  # label ignored by the loss (audio, padding, and the prompt when not trained on)
 
 
-class Placement(str, Enum):
+class Placement(StrEnum):
     PREPENDED = "prepended"  # all audio before BOS and the prompt (LTU)
     INTERLEAVED = "interleaved"  # audio where each <audio> marker stands
 
