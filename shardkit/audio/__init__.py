@@ -1,0 +1,1 @@
+"""Audio stage: loading and validating waveforms, and caching per-clip encoder features."""

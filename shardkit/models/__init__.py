@@ -1,0 +1,1 @@
+"""Models: audio encoders, prompt placement, the audio splice and the audio-LLM families."""
