@@ -78,6 +78,47 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if any(not c.ok and c.required for c in checks) else 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from shardkit.models.registry import FAMILIES
+
+    table = Table(title="model families (--model FAMILY[:key=value,...])")
+    for col in ("family", "what", "options"):
+        table.add_column(col, overflow="fold")
+    for f in FAMILIES.values():
+        opts = "\n".join(f"{k}{' (required)' if k in f.required else ''}: {h}" for k, h in f.options.items())
+        table.add_row(f.name, f.description, opts or "–")
+    Console().print(table)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from shardkit.models.adapter import AudioRef, Request
+    from shardkit.models.prompts import AUDIO
+    from shardkit.models.registry import load_model
+
+    if not args.audio.is_file():
+        raise ShardkitError(f"{args.audio}: audio file not found")
+    if args.placement == "interleaved" and AUDIO not in args.prompt:
+        raise ShardkitError(f"--placement interleaved needs an {AUDIO} marker in --prompt, e.g. \"Is {AUDIO} a dog?\"")
+    con = Console(stderr=True)
+    with con.status(f"loading {args.model}"):
+        model = load_model(args.model, device=args.device, dtype=args.dtype)
+    req = Request(args.prompt, (AudioRef(str(args.audio)),), args.placement)
+    with con.status("answering"):
+        text = model.generate([req], max_new_tokens=args.max_new_tokens)[0]
+        score = model.yes_no([req])[0]
+    if text.error:
+        raise ShardkitError(text.error)
+    print(f"answer: {text.value}")
+    print(f"yes/no log-odds: {score.value:+.3f}  (log P(yes) - log P(no) at the first answer token)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shardkit", description=(
         "SHARD: does an audio-LLM's reasoning reach the audio? Build the benchmark, check resources."))
@@ -107,11 +148,32 @@ def parser() -> argparse.ArgumentParser:
                        description="Check WordNet, the AudioSet ontology and labels, senses.tsv, the sample audio "
                                    "and the model packages. Exit status 1 if a required one is missing.")
     d.set_defaults(func=cmd_doctor)
+
+    m = sub.add_parser("models", help="list model families and their spec options")
+    m.set_defaults(func=cmd_models)
+
+    a = sub.add_parser("ask", help="ask a model one question about one clip (prints the answer and yes/no log-odds)",
+                       description="The quickest way to poke a model: one clip, one prompt, greedy answer and the "
+                                   "yes/no log-odds of its first token.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a.add_argument("--model", default="tiny-ltu", help="model spec, e.g. tiny-ltu or ltu:ckpt=...,llm=... "
+                                                       "(see `shardkit models`)")
+    a.add_argument("--audio", type=Path, required=True, metavar="FILE", help="audio file (any common format/rate)")
+    a.add_argument("--prompt", required=True, help="question; interleaved placement splices audio at <audio>")
+    a.add_argument("--placement", default="interleaved", choices=["interleaved", "prepended"],
+                   help="prepended = LTU's original (audio before all text; markers dropped)")
+    a.add_argument("--max-new-tokens", type=int, default=32)
+    a.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    a.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    a.set_defaults(func=cmd_ask)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # our own bars and spinners report progress
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         return args.func(args)

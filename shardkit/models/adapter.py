@@ -1,0 +1,168 @@
+"""Request-level scoring for every AudioLLM family: the part that knows about files, batches and caches.
+
+Callers hand in a list of small frozen requests and get results back in the same order (lm-eval's model
+contract). The adapter loads each clip once, keeps its front-end features in the on-disk cache and its
+projected audio embeddings in memory, sorts requests by length into batches, and turns a clip that fails
+to load into a per-item error instead of a crash.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shardkit.errors import ShardkitError
+from shardkit.models.audio_llm import AudioLLM
+from shardkit.models.prompts import Placement, collate, encode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AudioRef:
+    """One clip: a file and the seconds of it to use (end None: to the end of the file)."""
+
+    path: str
+    start: float = 0.0
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt: str  # instruction text with one <audio> marker per clip (markers are dropped when prepended)
+    audio: tuple[AudioRef, ...] = ()
+    placement: Placement = Placement.INTERLEAVED
+    continuations: tuple[str, ...] = ()  # cloze candidates, appended as written (include a leading space)
+
+
+@dataclass(frozen=True)
+class Result:
+    value: float | str | list[float] | None
+    error: str | None = None
+
+
+@dataclass
+class SpliceAdapter:
+    """Scores requests with an AudioLLM whose audio goes through `featurize` (a 16 kHz wave → features).
+
+    `featurize` is the frozen front end (Kaldi fbank for LTU, YAMNet embeddings for tiny-ltu); its output is
+    cached on disk per clip under `feature_id` when a cache is given.
+    """
+
+    model: AudioLLM
+    featurize: Callable[[np.ndarray], np.ndarray]
+    feature_id: str
+    window_seconds: float
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    batch_size: int = 8
+    cache: object | None = None  # shardkit.audio.cache.FeatureCache
+    _embeds: dict = field(default_factory=dict, repr=False)  # AudioRef -> [n_a, d], valid while weights are fixed
+
+    # ------------------------------------------------------------------ audio
+
+    def features(self, ref: AudioRef) -> np.ndarray:
+        """Front-end features of one clip (cached on disk); raises ShardkitError for unusable audio."""
+        from shardkit.audio.cache import clip_key
+        from shardkit.audio.io import load_audio
+
+        def compute() -> np.ndarray:
+            return self.featurize(load_audio(ref.path, ref.start, ref.end, max_seconds=self.window_seconds))
+
+        if self.cache is None:
+            return compute()
+        return self.cache.get_or_compute(clip_key(Path(ref.path), ref.start, ref.end), compute)
+
+    @torch.no_grad()
+    def audio_embeds(self, refs: Sequence[AudioRef]) -> torch.Tensor | None:
+        """Projected audio embeddings of clips in order: [n, n_a, d]; encoder runs once per distinct clip."""
+        todo = [r for r in dict.fromkeys(refs) if r not in self._embeds]
+        if todo:
+            feats = torch.from_numpy(np.stack([self.features(r) for r in todo])).to(self.device, self.dtype)
+            for r, e in zip(todo, self.model.encode_audio(feats), strict=True):
+                self._embeds[r] = e
+        if not refs:
+            return None
+        return torch.stack([self._embeds[r] for r in refs])
+
+    def forget_audio(self) -> None:
+        """Drop in-memory embeddings (call after the encoder or projector changes)."""
+        self._embeds.clear()
+
+    # ------------------------------------------------------------------ scoring
+
+    def _batches(self, requests: Sequence[Request],
+                 extra: Callable[[Request, list[int]], list[list[int]]] | None = None):
+        """Yield (indices, sequences, refs) batches sorted by length; failed items come back as errors."""
+        errors: dict[int, str] = {}
+        seqs: dict[int, list[list[int]]] = {}
+        for i, r in enumerate(requests):
+            try:
+                self.audio_embeds(r.audio)  # load + cache now, so a bad clip fails only its own item
+                ids, _ = encode(self.model.tokenizer, r.prompt, len(r.audio), self.model.n_audio_tokens,
+                                r.placement, self.model.template)
+                seqs[i] = extra(r, ids) if extra else [ids]
+            except ShardkitError as e:
+                errors[i] = str(e)
+        order = sorted(seqs, key=lambda i: max(len(s) for s in seqs[i]))
+        return errors, seqs, order
+
+    def _chunks(self, order):
+        for k in range(0, len(order), self.batch_size):
+            yield order[k:k + self.batch_size]
+
+    def yes_no(self, requests: Sequence[Request]) -> list[Result]:
+        """log P(yes) − log P(no) for the next token after each prompt."""
+        errors, seqs, order = self._batches(requests)
+        out: dict[int, Result] = {i: Result(None, e) for i, e in errors.items()}
+        for chunk in self._chunks(order):
+            b = self._to_device(collate([seqs[i][0] for i in chunk], self.model.pad_id))
+            audio = self.audio_embeds([a for i in chunk for a in requests[i].audio])
+            scores = self.model.yes_no(b["input_ids"], b["attention_mask"], b["position_ids"], audio)
+            out.update({i: Result(float(s)) for i, s in zip(chunk, scores, strict=True)})
+        return [out[i] for i in range(len(requests))]
+
+    def generate(self, requests: Sequence[Request], max_new_tokens: int = 32, **gen) -> list[Result]:
+        """Decoded text after each prompt; greedy unless sampling options are given."""
+        gen.setdefault("do_sample", False)
+        errors, seqs, order = self._batches(requests)
+        out: dict[int, Result] = {i: Result(None, e) for i, e in errors.items()}
+        for chunk in self._chunks(order):
+            b = self._to_device(collate([seqs[i][0] for i in chunk], self.model.pad_id))
+            audio = self.audio_embeds([a for i in chunk for a in requests[i].audio])
+            new = self.model.generate(b["input_ids"], b["attention_mask"], audio, max_new_tokens=max_new_tokens,
+                                      **gen)
+            texts = self.model.tokenizer.batch_decode(new, skip_special_tokens=True)
+            out.update({i: Result(t.strip()) for i, t in zip(chunk, texts, strict=True)})
+        return [out[i] for i in range(len(requests))]
+
+    def cloze(self, requests: Sequence[Request]) -> list[Result]:
+        """Log-likelihood of each continuation given the prompt: one list of floats per request."""
+        tok = self.model.tokenizer
+
+        def with_continuations(r: Request, ids: list[int]) -> list[list[int]]:
+            if not r.continuations:
+                raise ShardkitError(f"cloze request without continuations: {r.prompt!r}")
+            return [ids + tok(c, add_special_tokens=False).input_ids for c in r.continuations]
+
+        errors, seqs, order = self._batches(requests, with_continuations)
+        out: dict[int, Result] = {i: Result(None, e) for i, e in errors.items()}
+        flat = [(i, j) for i in order for j in range(len(seqs[i]))]
+        scores: dict[int, list[float]] = {i: [0.0] * len(seqs[i]) for i in order}
+        for chunk in self._chunks(flat):
+            rows = [seqs[i][j] for i, j in chunk]
+            b = self._to_device(collate(rows, self.model.pad_id))
+            audio = self.audio_embeds([a for i, _ in chunk for a in requests[i].audio])
+            n_cont = [len(tok(requests[i].continuations[j], add_special_tokens=False).input_ids) for i, j in chunk]
+            lp = self.model.continuation_logprob(b["input_ids"], b["attention_mask"], b["position_ids"], n_cont,
+                                                 audio)
+            for (i, j), v in zip(chunk, lp, strict=True):
+                scores[i][j] = float(v)
+        out.update({i: Result(scores[i]) for i in order})
+        return [out[i] for i in range(len(requests))]
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device) for k, v in batch.items()}

@@ -1,0 +1,83 @@
+"""Model families by name: a dict and a decorator. A model is named by a short spec, `family:key=value,...`.
+
+`tiny-ltu`, `tiny-ltu:projector=runs/stage0/projector.safetensors`, `ltu:ckpt=ltu_ori_paper.bin,llm=vicuna_ltu`,
+`qwen2-audio:path=Qwen2-Audio-7B-Instruct`. Unknown families and keys are errors with suggestions; builders do
+the I/O, never the registry.
+"""
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from shardkit.errors import ShardkitError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    description: str
+    options: dict[str, str]  # key -> help
+    required: tuple[str, ...]
+    build: Callable[..., object]  # (options: dict, device: str, dtype: torch.dtype) -> adapter
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(name: str, description: str, options: dict[str, str] | None = None, required: tuple[str, ...] = ()):
+    def wrap(fn):
+        if name in FAMILIES:
+            raise ValueError(f"model family {name!r} is already registered")
+        FAMILIES[name] = Family(name, description, options or {}, required, fn)
+        return fn
+    return wrap
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=2)
+    return f"; did you mean {' or '.join(close)}?" if close else f"; choose from {', '.join(sorted(choices))}"
+
+
+def parse_spec(spec: str) -> tuple[Family, dict[str, str]]:
+    """`family:key=value,...` → (family, options), validated against the family's declared keys."""
+    name, _, rest = spec.partition(":")
+    if name not in FAMILIES:
+        raise ShardkitError(f"unknown model family {name!r} in --model {spec!r}{_suggest(name, FAMILIES)}")
+    fam = FAMILIES[name]
+    opts: dict[str, str] = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or not value:
+            raise ShardkitError(f"--model {spec!r}: expected key=value, got {part!r}")
+        if key not in fam.options:
+            raise ShardkitError(f"--model {spec!r}: {name} has no option {key!r}{_suggest(key, fam.options)}")
+        opts[key] = value
+    missing = [k for k in fam.required if k not in opts]
+    if missing:
+        raise ShardkitError(f"--model {spec!r}: {name} needs {', '.join(f'{k}=...' for k in missing)}")
+    return fam, opts
+
+
+def load_model(spec: str, device: str = "cpu", dtype: str = "float32"):
+    """Build the adapter a spec names, on `device` in `dtype` (float32, bfloat16, float16)."""
+    fam, opts = parse_spec(spec)
+    if dtype not in DTYPES:
+        raise ShardkitError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ShardkitError(f"--device {device}: no CUDA device here; use --device cpu")
+    return fam.build(opts, device, DTYPES[dtype])
+
+
+@register("tiny-ltu", "CPU default: frozen YAMNet → 32 tokens → projector → SmolLM2-135M-Instruct (pip packages)",
+          {"projector": "safetensors file of a trained projector (default: the untrained, seeded one)"})
+def _tiny_ltu(opts, device, dtype):
+    from pathlib import Path
+
+    from shardkit.models.tiny_ltu import build_tiny_ltu
+
+    path = Path(opts["projector"]) if "projector" in opts else None
+    return build_tiny_ltu(projector_path=path, device=device, dtype=dtype)

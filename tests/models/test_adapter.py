@@ -1,0 +1,89 @@
+"""Request-level scoring: same answers batched or alone, encoder once per clip, a bad clip fails only its item."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch import nn
+
+from shardkit.audio.cache import FeatureCache
+from shardkit.models.adapter import AudioRef, Request, SpliceAdapter
+from shardkit.models.audio_llm import AudioLLM
+from shardkit.models.prompts import TEMPLATES, Placement
+from tests.models.tiny import MeanPoolEncoder, llama, tokenizer
+
+N_A = 4
+
+
+class CountingFrontEnd:
+    """A frozen front end: 10 frames of band energies; counts calls to prove features are cached."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        frames = np.array_split(np.pad(wave, (0, max(0, 1600 - len(wave)))), 10)
+        return np.stack([[np.abs(np.fft.rfft(f))[k::6].mean() for k in range(6)] for f in frames]).astype(np.float32)
+
+
+@pytest.fixture
+def clips(tmp_path):
+    paths = []
+    for k, f in enumerate((220, 440, 880)):
+        p = tmp_path / f"tone{k}.wav"
+        sf.write(p, 0.3 * np.sin(2 * np.pi * f * np.arange(8000) / 16000), 16000)
+        paths.append(AudioRef(str(p)))
+    (tmp_path / "bad.wav").write_bytes(b"not audio at all" * 20)
+    return paths, AudioRef(str(tmp_path / "bad.wav"))
+
+
+@pytest.fixture
+def adapter(tmp_path):
+    tok = tokenizer()
+    torch.manual_seed(0)
+    model = AudioLLM(MeanPoolEncoder(6, 8, N_A), nn.Linear(8, 32), llama(len(tok)), tok, N_A,
+                     TEMPLATES["alpaca_short"]).eval()
+    return SpliceAdapter(model, CountingFrontEnd(), "counting", window_seconds=10.24, batch_size=2,
+                         cache=FeatureCache(tmp_path / "features", "counting"))
+
+
+def requests(refs):
+    a, b, c = refs
+    return [Request("<audio> is it a dog ?", (a,)), Request("is <audio> a cat or <audio> a bird ?", (b, c)),
+            Request("is it a dog ?", (c,), Placement.PREPENDED), Request("what is it ? <audio>", (a,))]
+
+
+def test_batched_equals_one_by_one(adapter, clips):
+    reqs = requests(clips[0])
+    together = adapter.yes_no(reqs)
+    alone = [adapter.yes_no([r])[0] for r in reqs]
+    assert all(abs(x.value - y.value) < 1e-4 for x, y in zip(together, alone, strict=True))
+    gen = adapter.generate(reqs, max_new_tokens=4)
+    assert [g.value for g in gen] == [adapter.generate([r], max_new_tokens=4)[0].value for r in reqs]
+    cz = [Request(r.prompt, r.audio, r.placement, (" dog", " cat bird")) for r in reqs]
+    together = adapter.cloze(cz)
+    alone = [adapter.cloze([r])[0] for r in cz]
+    for x, y in zip(together, alone, strict=True):
+        assert np.allclose(x.value, y.value, atol=1e-4) and len(x.value) == 2
+
+
+def test_front_end_runs_once_per_clip(adapter, clips):
+    reqs = requests(clips[0]) * 3
+    adapter.yes_no(reqs)
+    adapter.generate(reqs, max_new_tokens=2)
+    assert adapter.featurize.calls == 3  # three distinct clips, twelve questions, two scoring kinds
+    adapter.forget_audio()
+    adapter.yes_no(reqs)
+    assert adapter.featurize.calls == 3 and adapter.cache.hits >= 3  # recomputed embeddings, cached features
+
+
+def test_bad_clip_is_an_item_error(adapter, clips):
+    good, bad = clips
+    reqs = [Request("<audio> is it a dog ?", (good[0],)), Request("<audio> is it a dog ?", (bad,)),
+            Request("<audio> <audio> ?", (good[1],))]
+    out = adapter.yes_no(reqs)
+    assert out[0].error is None and isinstance(out[0].value, float)
+    assert out[1].value is None and "bad.wav" in out[1].error
+    assert out[2].value is None and "2 <audio> marker(s) but 1 clip" in out[2].error
+    assert out[0].value == adapter.yes_no(reqs[:1])[0].value

@@ -1,0 +1,33 @@
+import pytest
+
+from shardkit.errors import ShardkitError
+from shardkit.models.registry import FAMILIES, load_model, parse_spec, register
+
+
+def test_parse_spec():
+    fam, opts = parse_spec("tiny-ltu:projector=runs/p.safetensors")
+    assert fam.name == "tiny-ltu" and opts == {"projector": "runs/p.safetensors"}
+    assert parse_spec("tiny-ltu")[1] == {}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("tiny-lt", "unknown model family 'tiny-lt'.*did you mean tiny-ltu"),
+    ("tiny-ltu:proj=x", "no option 'proj'.*did you mean projector"),
+    ("tiny-ltu:projector", "expected key=value"),
+])
+def test_bad_specs(spec, message):
+    with pytest.raises(ShardkitError, match=message):
+        parse_spec(spec)
+
+
+def test_bad_dtype_and_device():
+    with pytest.raises(ShardkitError, match="unknown dtype"):
+        load_model("tiny-ltu", dtype="int8")
+    with pytest.raises(ShardkitError, match="no CUDA device"):
+        load_model("tiny-ltu", device="cuda")
+
+
+def test_names_are_taken_once():
+    with pytest.raises(ValueError, match="already registered"):
+        register("tiny-ltu", "dup")(lambda *a: None)
+    assert "tiny-ltu" in FAMILIES
