@@ -5,7 +5,6 @@ import argparse
 import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 from shardkit import __version__
@@ -13,7 +12,6 @@ from shardkit.errors import ShardkitError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a hub: models and data come from packages or paths
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-warnings.filterwarnings("ignore", message="The multilingual functions are not available")
 
 
 def _progress(description: str):

@@ -6,6 +6,7 @@ at the cut lost) and no exception lists. We assemble a corpus folder once under 
 
 import functools
 import logging
+import warnings
 from pathlib import Path
 
 from shardkit.errors import ShardkitError
@@ -54,4 +55,6 @@ def wordnet():
     root = str(assemble())
     if root not in nltk.data.path:
         nltk.data.path.insert(0, root)  # nltk only reads corpora from folders on its data path
-    return WordNetCorpusReader(nltk.data.find("corpora/wordnet"), None)
+    with warnings.catch_warnings():  # "multilingual functions are not available": we read WordNet 3.0 only
+        warnings.simplefilter("ignore", UserWarning)
+        return WordNetCorpusReader(nltk.data.find("corpora/wordnet"), None)
