@@ -81,3 +81,29 @@ def _tiny_ltu(opts, device, dtype):
 
     path = Path(opts["projector"]) if "projector" in opts else None
     return build_tiny_ltu(projector_path=path, device=device, dtype=dtype)
+
+
+@register("ltu", "LTU: CAV-MAE → 32 tokens → LLaMA/Vicuna with LoRA, from ltu_ori_paper.bin and a local Vicuna folder",
+          {"ckpt": "LTU checkpoint (encoder + projector + LoRA), e.g. ltu_ori_paper.bin",
+           "llm": "local Vicuna/LLaMA folder LTU was trained on (config.json, weights, tokenizer)",
+           "merge": "1 to merge LoRA into the base weights (faster inference, no further tuning)"},
+          required=("ckpt", "llm"))
+def _ltu(opts, device, dtype):
+    from pathlib import Path
+
+    from shardkit.audio.features import ltu_fbank
+    from shardkit.models.adapter import SpliceAdapter
+    from shardkit.models.ltu import load_ltu
+
+    model = load_ltu(Path(opts["ckpt"]), Path(opts["llm"]), device=device, dtype=dtype,
+                     merge_lora=opts.get("merge") == "1")
+    # fbank is cheap to recompute: no disk cache; encoder outputs are kept in memory per clip by the adapter
+    return SpliceAdapter(model, ltu_fbank, "ltu-fbank", window_seconds=10.24, device=device, dtype=dtype)
+
+
+@register("qwen2-audio", "Qwen2-Audio(-Instruct) from a local directory, through transformers' own classes",
+          {"path": "local folder with the model and processor files"}, required=("path",))
+def _qwen2_audio(opts, device, dtype):
+    from shardkit.models.qwen2_audio import load_qwen2_audio
+
+    return load_qwen2_audio(opts["path"], device=device, dtype=dtype)

@@ -31,3 +31,10 @@ def test_names_are_taken_once():
     with pytest.raises(ValueError, match="already registered"):
         register("tiny-ltu", "dup")(lambda *a: None)
     assert "tiny-ltu" in FAMILIES
+
+
+def test_ltu_needs_both_paths():
+    with pytest.raises(ShardkitError, match=r"ltu needs llm=\.\.\."):
+        parse_spec("ltu:ckpt=ltu_ori_paper.bin")
+    with pytest.raises(ShardkitError, match="LTU checkpoint not found"):
+        load_model("ltu:ckpt=/nonexistent/ltu.bin,llm=/nonexistent/vicuna")

@@ -1,0 +1,170 @@
+"""Qwen2-Audio through stock transformers: audio tokens sit where the placement says, batching changes nothing.
+
+A tiny random Qwen2-Audio (2-layer encoder and decoder, width 32) with a word-level tokenizer is built here, saved
+and loaded back through `load_qwen2_audio`, so the real processor, merge and `generate` run with no hub.
+"""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from shardkit.audio.io import load_audio
+from shardkit.errors import ShardkitError
+from shardkit.models.adapter import AudioRef, Request
+from shardkit.models.prompts import Placement
+from shardkit.models.qwen2_audio import Qwen2AudioAdapter, audio_tokens, load_qwen2_audio
+from shardkit.models.registry import load_model, parse_spec
+
+SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
+WORDS = "system user assistant You are a helpful . Audio 1 2 : is the sound it dog cat bird or what ? yes no Yes No"
+
+
+def tiny_processor():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2AudioProcessor, WhisperFeatureExtractor
+
+    vocab = {w: i for i, w in enumerate(["<unk>", *SPECIAL, *dict.fromkeys(WORDS.split())])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<|endoftext|>",
+                                  eos_token="<|im_end|>", additional_special_tokens=list(SPECIAL[1:]))
+    return Qwen2AudioProcessor(WhisperFeatureExtractor(feature_size=128), tok)
+
+
+def tiny_model(vocab_size: int, audio_token_id: int):
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
+
+    torch.manual_seed(0)
+    cfg = Qwen2AudioConfig(
+        audio_config={"model_type": "qwen2_audio_encoder", "d_model": 32, "encoder_layers": 2,
+                      "encoder_attention_heads": 2, "encoder_ffn_dim": 64, "num_mel_bins": 128},
+        text_config={"model_type": "qwen2", "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                     "max_position_embeddings": 512},
+        audio_token_index=audio_token_id)
+    return Qwen2AudioForConditionalGeneration(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("qwen2-audio")
+    processor = tiny_processor()
+    tiny_model(len(processor.tokenizer), processor.audio_token_id).save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def adapter(checkpoint) -> Qwen2AudioAdapter:
+    return load_qwen2_audio(checkpoint, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    refs = []
+    for k, (f, seconds) in enumerate(((220, 2.0), (440, 2.5), (880, 3.0))):
+        p = root / f"tone{k}.wav"
+        sf.write(p, 0.3 * np.sin(2 * np.pi * f * np.arange(int(seconds * 16000)) / 16000), 16000)
+        refs.append(AudioRef(str(p)))
+    (root / "bad.wav").write_bytes(b"not audio at all" * 20)
+    return refs, AudioRef(str(root / "bad.wav"))
+
+
+def ids_seen(adapter, request):
+    """The expanded ids the model gets for one request, as the stock processor makes them."""
+    waves = [load_audio(a.path) for a in request.audio]
+    return adapter.processor(text=[adapter.render(request)], audio=waves or None, sampling_rate=16000
+                             ).input_ids[0]
+
+
+def run(adapter, n: int) -> list[int]:
+    a, bos, eos = (adapter.tokenizer.convert_tokens_to_ids(t) for t in ("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"))
+    return [bos] + [a] * n + [eos]
+
+
+def test_audio_tokens_sit_at_the_marker_or_first(adapter, clips):
+    (a, b, _), _ = clips
+    enc = adapter._ids
+    assert (audio_tokens(32000), audio_tokens(40000), audio_tokens(480000)) == (50, 62, 750)
+    head = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+    tail = "<|im_end|>\n<|im_start|>assistant\n"
+
+    inter = Request("is the sound <audio> a dog or <audio> a cat ?", (a, b))
+    assert ids_seen(adapter, inter) == (enc(head + "is the sound ") + run(adapter, 50) + enc(" a dog or ")
+                                        + run(adapter, 62) + enc(" a cat ?" + tail))
+
+    pre = Request("is the sound <audio> a dog or <audio> a cat ?", (a, b), Placement.PREPENDED)
+    assert ids_seen(adapter, pre) == (enc(head + "Audio 1: ") + run(adapter, 50) + enc("\nAudio 2: ")
+                                      + run(adapter, 62) + enc("\nis the sound a dog or a cat ?" + tail))
+    # prepended is exactly what the model's own chat template renders for [audio, audio, text]
+    content = [{"type": "audio", "audio": a.path}, {"type": "audio", "audio": b.path},
+               {"type": "text", "text": "is the sound a dog or a cat ?"}]
+    assert adapter.render(pre) == adapter.processor.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+
+
+def mixed(refs) -> list[Request]:
+    a, b, c = refs
+    return [Request("<audio> is it a dog ?", (a,)), Request("is <audio> a cat or <audio> a bird ?", (b, c)),
+            Request("is it a dog ?", (c,), Placement.PREPENDED), Request("what is it ?"),
+            Request("what is it ? <audio>", (a,))]
+
+
+def test_batched_equals_one_by_one(adapter, clips):
+    reqs = mixed(clips[0])
+    together = adapter.yes_no(reqs)
+    alone = [adapter.yes_no([r])[0] for r in reqs]
+    assert all(x.error is None for x in together)
+    assert np.allclose([x.value for x in together], [y.value for y in alone], atol=1e-4, rtol=0)
+    gen = adapter.generate(reqs, max_new_tokens=4)
+    assert [g.value for g in gen] == [adapter.generate([r], max_new_tokens=4)[0].value for r in reqs]
+    cz = [Request(r.prompt, r.audio, r.placement, (" dog", " cat bird")) for r in reqs]
+    together = adapter.cloze(cz)
+    alone = [adapter.cloze([r])[0] for r in cz]
+    for x, y in zip(together, alone, strict=True):
+        assert len(x.value) == 2 and np.allclose(x.value, y.value, atol=1e-4, rtol=0)
+
+
+def test_placement_is_live(adapter, clips):
+    (a, _, _), _ = clips
+    inter, pre = (Request("is the sound <audio> a dog ?", (a,), p) for p in Placement)
+    x, y = (r.value for r in adapter.yes_no([inter, pre]))
+    assert abs(x - y) > 1e-3
+
+
+def test_a_very_short_clip_still_gets_an_audio_run(adapter, tmp_path, monkeypatch):
+    p = tmp_path / "click.wav"
+    sf.write(p, np.full(80, 0.5), 16000)  # 5 ms: 0 audio tokens as read; padded to 0.1 s it gets 2
+    seen = []
+    forward = adapter.model.model.forward
+    monkeypatch.setattr(adapter.model.model, "forward", lambda **kw: seen.append(kw["input_ids"]) or forward(**kw))
+    out = adapter.yes_no([Request("<audio> is it a dog ?", (AudioRef(str(p)),))])
+    assert out[0].error is None and np.isfinite(out[0].value)
+    assert int((seen[0] == adapter.model.config.audio_token_id).sum()) == 2  # a run, so no legacy merge path
+
+
+def test_bad_items_are_item_errors(adapter, clips):
+    good, bad = clips
+    reqs = [Request("<audio> is it a dog ?", (good[0],)), Request("<audio> is it a dog ?", (bad,)),
+            Request("<audio> <audio> ?", (good[1],)), Request("<audio> <audio> ?", (good[1],), Placement.PREPENDED),
+            Request("is it <|AUDIO|> ?", ())]
+    alone = adapter.yes_no(reqs[:1])[0].value
+    for kind in (adapter.yes_no, lambda r: adapter.generate(r, max_new_tokens=2),
+                 lambda r: adapter.cloze([Request(x.prompt, x.audio, x.placement, (" yes",)) for x in r])):
+        out = kind(reqs)
+        assert out[0].error is None and out[0].value is not None
+        assert out[1].value is None and "bad.wav" in out[1].error
+        assert out[2].error.startswith("prompt has 2 <audio> marker(s) but 1 clip(s)") and out[3].value is None
+        assert "reserved token <|AUDIO|>" in out[4].error and all("\n" not in o.error for o in out[1:])
+    assert adapter.yes_no(reqs)[0].value == pytest.approx(alone, abs=1e-4)
+
+
+def test_registry_builds_it(checkpoint, tmp_path):
+    model = load_model(f"qwen2-audio:path={checkpoint}")
+    assert isinstance(model, Qwen2AudioAdapter) and model.dtype == torch.float32 and model.device == "cpu"
+    with pytest.raises(ShardkitError, match=r"qwen2-audio needs path=\.\.\.$"):
+        parse_spec("qwen2-audio")
+    with pytest.raises(ShardkitError, match="no such folder"):
+        load_model(f"qwen2-audio:path={tmp_path / 'missing'}")
