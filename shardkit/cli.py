@@ -117,6 +117,42 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+    from rich.console import Console
+
+    from shardkit.eval.runner import EvalConfig, run_eval
+
+    state = PartialState(cpu=args.device == "cpu")
+    device = args.device if state.num_processes == 1 or args.device == "cpu" else str(state.device)
+    cfg = EvalConfig(model=args.model, shard=str(args.shard), placements=_csv(args.placements),
+                     tasks=_csv(args.tasks), scoring=args.scoring, control=not args.no_control, limit=args.limit,
+                     batch_size=args.batch_size, seed=args.seed, position=args.marker, cue=not args.no_cue,
+                     max_new_tokens=args.max_new_tokens, n_boot=args.n_boot, device=device, dtype=args.dtype)
+    label = f"eval [{state.process_index + 1}/{state.num_processes}]" if state.num_processes > 1 else "eval"
+    with _progress(f"{label} batches") as bar:
+        results = run_eval(cfg, args.out, progress=bar.update_cb, rank=state.process_index,
+                           world=state.num_processes, barrier=state.wait_for_everyone)
+    if results is not None:
+        con = Console()
+        from shardkit.eval.report import main_table
+
+        con.print(main_table(results))
+        con.print(f"wrote {args.out}/results.json, report.md, samples/, plots/")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from shardkit.eval.compare import compare_runs
+
+    print(compare_runs(args.run_a, args.run_b, n_boot=args.n_boot, seed=args.seed))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shardkit", description=(
         "SHARD: does an audio-LLM's reasoning reach the audio? Build the benchmark, check resources."))
@@ -164,6 +200,40 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     a.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     a.set_defaults(func=cmd_ask)
+
+    e = sub.add_parser("eval", help="evaluate a model on SHARD under each placement; resumable, data-parallel",
+                       description="Score SHARD with a model under each placement (and a text-only control), with "
+                                   "clip-clustered bootstrap CIs and paired tests. Rerunning the same command resumes. "
+                                   "Data-parallel: `accelerate launch --num_processes K -m shardkit eval ...`.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("--model", default="tiny-ltu", help="model spec (see `shardkit models`)")
+    e.add_argument("--shard", type=Path, required=True, metavar="DIR", help="folder from `shardkit build`")
+    e.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder (resumed if it exists)")
+    e.add_argument("--placements", default="prepended,interleaved", help="comma list: prepended, interleaved")
+    e.add_argument("--tasks", default="synonym,hypernym,identity", help="comma list of SHARD tasks")
+    e.add_argument("--scoring", default="yesno", choices=["generate", "yesno", "cloze"],
+                   help="yes/no tasks: parse generated text, compare yes/no next-token log-odds, or score the "
+                        "candidate as a continuation (for models too small to follow instructions)")
+    e.add_argument("--no-control", action="store_true", help="skip the text-only control (gold label as text)")
+    e.add_argument("--limit", type=int, help="first N items per task, for a quick look")
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    e.add_argument("--marker", default="middle", choices=["start", "middle", "end"],
+                   help="where the <audio> marker stands in each question")
+    e.add_argument("--no-cue", action="store_true", help="do not name the modality ('in this audio clip')")
+    e.add_argument("--max-new-tokens", type=int, default=24)
+    e.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("compare", help="paired tests between two existing runs (same SHARD items)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("run_a", type=Path, metavar="RUN_A")
+    c.add_argument("run_b", type=Path, metavar="RUN_B")
+    c.add_argument("--n-boot", type=int, default=1000)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=cmd_compare)
     return p
 
 

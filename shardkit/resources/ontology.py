@@ -44,6 +44,17 @@ class Ontology:
                 stack.extend(self.classes[m].parents)
         return seen
 
+    def descendants(self, mid: str) -> set[str]:
+        """Every class below `mid` (e.g. Bark and Howl below Dog)."""
+        seen: set[str] = set()
+        stack = list(self.classes[mid].children)
+        while stack:
+            m = stack.pop()
+            if m not in seen:
+                seen.add(m)
+                stack.extend(self.classes[m].children)
+        return seen
+
     def name(self, mid: str) -> str:
         """Display name from the label index where the mid has one, else the ontology name."""
         return self.labels.get(mid) or self.classes[mid].name

@@ -1,0 +1,1 @@
+"""Evaluation: requests and answer parsing, sample records, statistics and metrics."""

@@ -1,0 +1,109 @@
+"""results.json: the numbers of a run — per condition × task metrics with CIs, breakdowns, paired tests.
+
+Turns merged records into the item arrays `metrics.py` aggregates (clip = cluster, unparsed = NaN prediction,
+audio failure = error), then summarises, breaks down and compares. No timestamps: the same records give the
+same bytes.
+"""
+
+from dataclasses import asdict
+from itertools import combinations
+
+import numpy as np
+
+from shardkit.eval import metrics
+from shardkit.eval.scoring import CONTROL
+
+YES_NO_TASKS = ("synonym", "hypernym")
+
+
+def arrays(rows: list[dict], clip_index: dict[str, int], cloze: bool, lenient: bool = False) -> dict:
+    """Item arrays for one condition × task, in record order."""
+    task = rows[0]["task"] if rows else "synonym"
+    error = np.array([r["error"] is not None for r in rows], dtype=bool)
+    data = {"cluster": np.array([clip_index[r["clip_id"]] for r in rows]), "error": error}
+    if task == "identity":
+        data["correct"] = np.array([bool(r["correct"]) for r in rows])
+        if any(r["correct_embedding"] is not None for r in rows):
+            data["correct_embedding"] = np.array([bool(r["correct_embedding"]) for r in rows])
+        return data
+    data["gold"] = np.array([r["gold"] == "yes" for r in rows])
+    score = np.array([np.nan if r["score"] is None else r["score"] for r in rows], dtype=float)
+    if cloze:  # a likelihood has no natural zero: say yes above the task's median (the data are balanced)
+        threshold = np.nanmedian(score[~error]) if (~error).any() else 0.0
+        pred = np.where(np.isnan(score), np.nan, (score >= threshold).astype(float))
+    else:
+        key = "parsed_lenient" if lenient else "parsed"
+        pred = np.array([np.nan if r[key] is None else float(r[key] == "yes") for r in rows])
+    data["pred"] = pred
+    if not np.isnan(score[~error]).any() and (~error).any():
+        data["score"] = np.where(error, 0.0, score)
+    return data
+
+
+def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, provenance: dict) -> dict:
+    clips = sorted({r["clip_id"] for rows in merged.values() for r in rows})
+    clip_index = {c: i for i, c in enumerate(clips)}
+    cloze = cfg.scoring == "cloze"
+    kw = {"n_boot": cfg.n_boot, "seed": cfg.seed}
+    data = {key: arrays(rows, clip_index, cloze) for key, rows in merged.items()}
+    out_metrics: dict = {}
+    breakdowns: dict = {}
+    for (cond, task), d in data.items():
+        rows = merged[(cond, task)]
+        out_metrics.setdefault(cond, {})[task] = s = metrics.summarise(task, d, **kw)
+        if cfg.scoring == "generate" and task in YES_NO_TASKS:
+            s["lenient"] = metrics.summarise(task, arrays(rows, clip_index, cloze, lenient=True), **kw)
+        if task in YES_NO_TASKS:
+            breakdowns.setdefault(cond, {})[task] = {
+                "word": metrics.breakdown(d, np.array([r["word"] for r in rows]), task, **kw,
+                                          metrics=("accuracy",)),
+                "depth": metrics.breakdown(d, np.array([r["depth"] if r["depth"] is not None else "" for r in rows],
+                                                       dtype=object), task, **kw, metrics=("recall",)),
+                "negative_kind": metrics.breakdown(d, np.array([r["negative_kind"] or "" for r in rows],
+                                                               dtype=object), task, **kw,
+                                                   metrics=("accuracy", "unparsed_rate")),
+            }
+    conditioned: dict = {}
+    for cond in out_metrics:
+        ident = merged.get((cond, "identity")) or merged.get((cfg.placements[-1], "identity"))
+        if not ident:
+            continue
+        by_clip = {clip_index[r["clip_id"]]: bool(r["correct"]) for r in ident if r["error"] is None}
+        for task in YES_NO_TASKS:
+            rows = merged.get((cond, task))
+            if rows:
+                ok = [r["error"] is None for r in rows]
+                correct = np.array([r["correct"] is True for r, k in zip(rows, ok, strict=True) if k])
+                clip = np.array([clip_index[r["clip_id"]] for r, k in zip(rows, ok, strict=True) if k])
+                conditioned.setdefault(cond, {})[task] = metrics.conditioned_on_identity(correct, clip, by_clip,
+                                                                                         **kw)
+    tests = []
+    tasks = sorted({t for _, t in merged}, key=["synonym", "hypernym", "identity"].index)
+    for task in tasks:
+        conds = [c for c in cfg.conditions if (c, task) in data]
+        for a, b in combinations(conds, 2):
+            r = metrics.compare(data[(a, task)], data[(b, task)], task, **kw)
+            tests.append({"task": task, "a": a, "b": b, "n": r["n"], "n_error": r["n_error"],
+                          "diffs": {k: {"value": v["diff"], "ci": v["ci"], "higher_is_better": v["higher_is_better"]}
+                                    for k, v in r.items() if isinstance(v, dict) and "diff" in v},
+                          "mcnemar": r["mcnemar"]})
+    metrics.apply_holm(tests)
+    return _clean({
+        "config": asdict(cfg), "shard_sha256": meta["sha256"], "versions": provenance,
+        "n_items": sum(len(rows) for rows in merged.values()), "n_clips": len(clips),
+        "control": CONTROL if cfg.control else None,
+        "metrics": out_metrics, "breakdowns": breakdowns, "conditioned": conditioned, "tests": tests,
+    })
+
+
+def _clean(x):
+    """JSON-safe: NaN → None, numpy scalars → Python numbers, tuples → lists."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and np.isnan(x):
+        return None
+    return x

@@ -1,0 +1,275 @@
+"""`shardkit eval`: a model and SHARD in, a run directory a reviewer would accept out.
+
+Requests are built per condition (a placement, or the text-only control) and task, sorted by length and cut
+into batches once, deterministically; process k of K takes every K-th batch, so a batch always holds the same
+items whatever the number of processes and however often the run was resumed — which keeps scores bitwise
+stable. Records are appended and flushed per item; rank 0 merges them, scores, tests and writes the run.
+"""
+
+import hashlib
+import json
+import logging
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shardkit import __version__
+from shardkit.errors import ShardkitError
+from shardkit.eval.scoring import CONTROL, SCORINGS, PromptStyle, make_request, parse_yes_no
+from shardkit.eval.store import RecordStore, atomic_write
+
+log = logging.getLogger(__name__)
+
+PLACEMENTS = ("prepended", "interleaved")
+TASKS = ("synonym", "hypernym", "identity")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    model: str = "tiny-ltu"  # a registry spec (`shardkit models`)
+    shard: str = ""  # folder written by `shardkit build`
+    placements: tuple[str, ...] = PLACEMENTS
+    tasks: tuple[str, ...] = TASKS
+    scoring: str = "yesno"  # generate | yesno | cloze (identity always generates, except under cloze)
+    control: bool = True  # also ask with the gold label in words instead of audio
+    limit: int | None = None  # first N items per task (file order), for quick runs
+    batch_size: int = 8
+    seed: int = 0  # bootstrap resampling
+    position: str = "middle"  # where the marker stands in each question
+    cue: bool = True  # questions name the modality ("the sound in this audio clip")
+    max_new_tokens: int = 24  # enough for a yes/no with a reason or a short label
+    n_boot: int = 1000  # bootstrap replicates for CIs and paired differences
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        problems = []
+        if not self.placements or set(self.placements) - set(PLACEMENTS):
+            problems.append(f"placements must be among {', '.join(PLACEMENTS)}, got {','.join(self.placements)}")
+        if not self.tasks or set(self.tasks) - set(TASKS):
+            problems.append(f"tasks must be among {', '.join(TASKS)}, got {','.join(self.tasks)}")
+        if self.scoring not in SCORINGS:
+            problems.append(f"scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
+        if self.limit is not None and self.limit < 1:
+            problems.append(f"limit must be >= 1, got {self.limit}")
+        if self.batch_size < 1 or self.n_boot < 1 or self.max_new_tokens < 1:
+            problems.append("batch_size, n_boot and max_new_tokens must be >= 1")
+        if problems:
+            raise ShardkitError("; ".join(problems))
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return self.placements + ((CONTROL,) if self.control else ())
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def load_shard(folder: Path) -> tuple[list[dict], dict]:
+    """Items and meta of a built SHARD folder."""
+    folder = Path(folder)
+    for name in ("shard.jsonl", "meta.json"):
+        if not (folder / name).is_file():
+            raise ShardkitError(f"{folder}: no {name}; build one with `shardkit build --out {folder}`")
+    meta = json.loads((folder / "meta.json").read_text())
+    data = (folder / "shard.jsonl").read_bytes()
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        raise ShardkitError(f"{folder}/shard.jsonl does not match the sha256 in meta.json: rebuild it")
+    return [json.loads(line) for line in data.decode().splitlines()], meta
+
+
+def select(items: list[dict], tasks: tuple[str, ...], limit: int | None) -> dict[str, list[dict]]:
+    by_task = {t: [i for i in items if i["task"] == t] for t in tasks}
+    return {t: its[:limit] if limit else its for t, its in by_task.items()}
+
+
+def record_key(cfg: EvalConfig, condition: str, item: dict, prompt: str) -> str:
+    blob = json.dumps([cfg.scoring, cfg.model, condition, item["id"], prompt, cfg.max_new_tokens])
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+# ---------------------------------------------------------------- scoring one batch
+
+
+def _base_record(key: str, condition: str, item: dict, prompt: str, scoring: str) -> dict:
+    return {
+        "key": key, "item_id": item["id"], "condition": condition, "task": item["task"], "scoring": scoring,
+        "clip_id": item["clip"]["id"], "word": item["word"], "mid": item["mid"], "candidate": item["candidate"],
+        "gold": item["answer"], "negative_kind": item["negative_kind"], "depth": item["depth"], "prompt": prompt,
+        "prompt_hash": hashlib.sha256(prompt.encode()).hexdigest()[:16], "raw": None, "parsed": None,
+        "parsed_lenient": None, "score": None, "correct": None, "correct_lenient": None,
+        "correct_embedding": None, "top1": None, "error": None,
+    }
+
+
+class _Identity:
+    """String and sentence-embedding matching of generated labels, loaded on first use."""
+
+    def __init__(self):
+        self.embedder = None
+
+    def score(self, records: list[dict], items: list[dict]) -> None:
+        from shardkit.eval.identity import LabelEmbedder, embedding_top1, string_match
+        from shardkit.resources.ontology import ontology
+
+        if self.embedder is None:
+            self.embedder = LabelEmbedder.load()
+        onto = ontology()
+        top = embedding_top1([r["raw"] or "" for r in records], self.embedder)
+        for r, item, t in zip(records, items, top, strict=True):
+            r["parsed"] = r["raw"]
+            r["correct"] = string_match(r["raw"] or "", item["answer"], item["aliases"])
+            r["top1"] = t
+            # the gold class, a class below it (Bark under Dog) or another label of the clip (Dial tone)
+            accepted = {item["mid"], *onto.descendants(item["mid"]), *item["clip"]["labels"]}
+            r["correct_embedding"] = t in accepted
+
+
+def score_batch(adapter, cfg: EvalConfig, batch: list[tuple[str, str, dict, object, str]], identity: _Identity,
+                words: tuple[str, ...]) -> list[dict]:
+    """Run one batch of (key, condition, item, request, prompt) and return its records, in batch order."""
+    task = batch[0][2]["task"]
+    records = [_base_record(k, c, it, p, cfg.scoring) for k, c, it, _, p in batch]
+    requests = [r for _, _, _, r, _ in batch]
+    if cfg.scoring == "cloze":
+        results = adapter.cloze(requests)
+        for rec, res in zip(records, results, strict=True):
+            if res.error:
+                rec["error"] = res.error
+            elif task == "identity":
+                best = int(np.argmax(res.value))
+                rec["score"], rec["parsed"] = float(res.value[best]), words[best]
+                rec["correct"] = words[best] == rec["word"]
+            else:
+                rec["score"] = res.value[0]  # decided against the task's median score when aggregating
+        return records
+    if task != "identity" and cfg.scoring == "yesno":
+        for rec, res in zip(records, adapter.yes_no(requests), strict=True):
+            rec["error"] = res.error
+            if res.value is not None:
+                rec["score"] = round(res.value, 6)
+                rec["parsed"] = "yes" if res.value > 0 else "no"
+                rec["correct"] = rec["parsed"] == rec["gold"]
+        return records
+    results = adapter.generate(requests, max_new_tokens=cfg.max_new_tokens)
+    ok = []
+    for rec, res, (_, _, item, _, _) in zip(records, results, batch, strict=True):
+        rec["error"], rec["raw"] = res.error, res.value
+        if res.error:
+            continue
+        if task == "identity":
+            ok.append((rec, item))
+        else:
+            rec["parsed"], rec["parsed_lenient"] = parse_yes_no(res.value)
+            rec["correct"] = rec["parsed"] == rec["gold"]
+            rec["correct_lenient"] = rec["parsed_lenient"] == rec["gold"]
+    if ok:
+        identity.score([r for r, _ in ok], [i for _, i in ok])
+    return records
+
+
+# ---------------------------------------------------------------- the run
+
+
+def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str):
+    """Every (condition, task) as ordered keys, and the fixed list of batches over all of them."""
+    style = PromptStyle(cfg.position, cfg.cue)
+    words = sorted({i["word"] for its in items.values() for i in its if i["task"] == "identity"})
+    order: dict[tuple[str, str], list[str]] = {}
+    batches, unavailable = [], []
+    for condition in cfg.conditions:
+        for task, its in items.items():
+            if condition == CONTROL and task == "identity":
+                continue  # naming the label and asking for it is no control
+            jobs = []
+            for item in its:
+                req = make_request(item, condition, cfg.scoring, audio_root, style, tuple(words))
+                key = record_key(cfg, condition, item, req.prompt)
+                order.setdefault((condition, task), []).append(key)
+                if condition != CONTROL and not item["clip"]["available"]:
+                    unavailable.append((key, condition, item, req.prompt))
+                else:
+                    jobs.append((key, condition, item, req, req.prompt))
+            jobs.sort(key=lambda j: (len(j[4]), j[0]))  # similar lengths share a batch; the key breaks ties
+            batches += [jobs[k:k + cfg.batch_size] for k in range(0, len(jobs), cfg.batch_size)]
+    return order, batches, unavailable, tuple(words)
+
+
+def run_eval(cfg: EvalConfig, out: Path, progress: Callable[[int, int], None] | None = None, rank: int = 0,
+             world: int = 1, barrier: Callable[[], None] = lambda: None) -> dict | None:
+    """Evaluate (resuming whatever `out` already holds) and, on rank 0, write results; return them."""
+    from shardkit.models.registry import load_model
+
+    items, meta = load_shard(Path(cfg.shard))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_same_config(out, cfg, meta)
+    selected = select(items, cfg.tasks, cfg.limit)
+    order, batches, unavailable, words = plan(cfg, selected, meta["audio_root"])
+    store = RecordStore(out, rank)
+    done = set(store.existing())
+    mine = [b for k, b in enumerate(batches) if k % world == rank]
+    todo = [b for b in mine if not all(j[0] in done for j in b)]
+    if rank == 0:
+        for key, condition, item, prompt in unavailable:
+            if key not in done:
+                rec = _base_record(key, condition, item, prompt, cfg.scoring)
+                rec["error"] = f"audio unavailable: {item['clip']['id']}"
+                store.append(condition, item["task"], rec)
+    if todo:
+        adapter = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
+        adapter.batch_size = cfg.batch_size
+        identity = _Identity()
+        for n, batch in enumerate(todo):
+            for rec in score_batch(adapter, cfg, batch, identity, words):
+                if rec["key"] not in done:
+                    store.append(rec["condition"], rec["task"], rec)
+            if progress:
+                progress(n + 1, len(todo))
+    store.close()
+    barrier()
+    if rank != 0:
+        return None
+    merged = store.merge(order)
+    from shardkit.eval.report import write_report
+    from shardkit.eval.results import build_results
+
+    results = build_results(cfg, merged, meta, provenance())
+    atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    write_report(out, results, merged)
+    return results
+
+
+def _check_same_config(out: Path, cfg: EvalConfig, meta: dict) -> None:
+    """Resuming into a folder written with other settings would mix experiments: refuse, naming the field."""
+    path = out / "config.json"
+    mine = {"config": asdict(cfg), "shard_sha256": meta["sha256"]}
+    if path.exists():
+        old = json.loads(path.read_text())
+        for k in ("model", "shard", "placements", "tasks", "scoring", "control", "limit", "position", "cue",
+                  "max_new_tokens"):
+            a, b = old["config"].get(k), mine["config"].get(k)
+            if json.dumps(a) != json.dumps(b):
+                raise ShardkitError(f"{out} holds a run with {k}={a!r}, not {b!r}: use another --out to compare")
+        if old["shard_sha256"] != mine["shard_sha256"]:
+            raise ShardkitError(f"{out} holds a run on another SHARD build: use another --out")
+    else:
+        atomic_write(path, json.dumps(mine, indent=2) + "\n")
+
+
+def provenance() -> dict:
+    """Versions and git commit, stamped into results (no timestamps: reruns must be byte-identical)."""
+    import torch
+    import transformers
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).parent).stdout.strip() or None
+    except OSError:
+        commit = None
+    return {"shardkit": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "numpy": np.__version__, "python": platform.python_version(), "git_commit": commit}

@@ -1,0 +1,77 @@
+"""How a SHARD item becomes a model request, and how an answer becomes a prediction.
+
+One question template per task, with a `{subject}` slot that `place_marker` fills with the audio marker (or,
+for the text-only control, the gold label in words). Yes/no answers are parsed two ways — strictly (the first
+word) and leniently (the last yes/no anywhere) — and an answer that parses to neither stays unparsed: it is
+counted, never guessed. Cloze turns each task into a statement whose continuation is the candidate.
+"""
+
+import re
+from dataclasses import dataclass
+
+from shardkit.models.adapter import AudioRef, Request
+from shardkit.models.prompts import Placement, place_marker
+
+SCORINGS = ("generate", "yesno", "cloze")
+CONTROL = "text"  # the text-only condition: the gold label written where the audio would be
+
+QUESTIONS = {
+    "synonym": 'Is "{candidate}" another word for the source of {subject}? Answer yes or no.',
+    "hypernym": "Is the source of {subject} a kind of {candidate}? Answer yes or no.",
+    "identity": "What is the source of {subject}? Answer in a few words.",
+}
+STATEMENTS = {  # cloze: the candidate completes the statement
+    "synonym": "Another word for the source of {subject} is",
+    "hypernym": "The source of {subject} is a kind of",
+    "identity": "The source of {subject} is a",
+}
+
+
+@dataclass(frozen=True)
+class PromptStyle:
+    position: str = "middle"  # where the marker stands: start | middle | end
+    cue: bool = True  # name the modality ("the sound in this audio clip")
+
+
+def _subject_prompt(template: str, item: dict, condition: str, style: PromptStyle) -> str:
+    text = template.replace("{candidate}", item["candidate"] or "")
+    if condition == CONTROL:  # the gold label in words instead of audio: did it fail to hear, or to reason?
+        return text.replace("{subject}", f'the sound of "{item["word"]}"')
+    return place_marker(text, style.position, style.cue)
+
+
+def audio_ref(item: dict, audio_root: str) -> AudioRef:
+    clip = item["clip"]
+    path = clip["path"] if clip["path"].startswith("/") else f"{audio_root}/{clip['path']}"
+    return AudioRef(path, clip["start"], clip["end"])
+
+
+def make_request(item: dict, condition: str, scoring: str, audio_root: str, style: PromptStyle,
+                 identity_candidates: tuple[str, ...] = ()) -> Request:
+    """The request for one item under one condition (a placement, or the text-only control)."""
+    task = item["task"]
+    cloze = scoring == "cloze"
+    prompt = _subject_prompt((STATEMENTS if cloze else QUESTIONS)[task], item, condition, style)
+    if condition == CONTROL:
+        audio, placement = (), Placement.INTERLEAVED
+    else:  # an unavailable clip (no path) becomes an error record; its request is never sent
+        audio = (audio_ref(item, audio_root),) if item["clip"]["path"] is not None else ()
+        placement = Placement(condition)
+    continuations = ()
+    if cloze:
+        continuations = identity_candidates if task == "identity" else (item["candidate"],)
+        continuations = tuple(f" {c}" for c in continuations)
+    return Request(prompt, audio, placement, continuations)
+
+
+_YESNO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+
+
+def parse_yes_no(text: str | None) -> tuple[str | None, str | None]:
+    """(strict, lenient) parse: strict = the first word is yes/no; lenient = the last yes/no anywhere."""
+    if not text:
+        return None, None
+    first = re.match(r"\W*(\w+)", text)
+    strict = first.group(1).lower() if first and first.group(1).lower() in ("yes", "no") else None
+    found = _YESNO.findall(text)
+    return strict, (found[-1].lower() if found else None)

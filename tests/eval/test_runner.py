@@ -1,0 +1,151 @@
+"""`shardkit eval` as a user runs it: the run directory, kill-and-resume, and two processes ≡ one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shardkit.errors import ShardkitError
+from shardkit.eval.runner import EvalConfig, run_eval
+from shardkit.eval.scoring import PromptStyle, make_request, parse_yes_no
+
+ROOT = Path(__file__).resolve().parents[2]
+ARGS = ["--limit", "6", "--n-boot", "100", "--batch-size", "1", "--tasks", "synonym,hypernym,identity"]
+
+
+def eval_cmd(shard, out, *extra):
+    return [sys.executable, "-m", "shardkit", "eval", "--shard", str(shard), "--out", str(out), *ARGS, *extra]
+
+
+@pytest.fixture(scope="module")
+def reference(shard, tmp_path_factory):
+    """An uninterrupted run: the yardstick for resume and for two processes."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    r = subprocess.run(eval_cmd(shard[0], out), capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+def samples(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted((run / "samples").glob("*/*.jsonl"))}
+
+
+def test_run_directory(reference):
+    results = json.loads((reference / "results.json").read_text())
+    assert set(results["metrics"]) == {"prepended", "interleaved", "text"}
+    assert set(results["metrics"]["interleaved"]) == {"synonym", "hypernym", "identity"}
+    assert "identity" not in results["metrics"]["text"]  # naming the label is no control for identity
+    syn = results["metrics"]["interleaved"]["synonym"]
+    assert syn["n"] == 6 and {"precision", "recall", "f1", "accuracy", "auroc", "unparsed_rate"} <= set(syn)
+    assert syn["f1"]["ci"] is not None and "higher_is_better" in syn["f1"]
+    ident = results["metrics"]["prepended"]["identity"]
+    assert {"identity_accuracy", "identity_accuracy_embedding"} <= set(ident)
+    assert results["versions"]["git_commit"] and results["shard_sha256"]
+    assert {(t["a"], t["b"]) for t in results["tests"] if t["task"] == "synonym"} == {
+        ("prepended", "interleaved"), ("prepended", "text"), ("interleaved", "text")}
+    assert all("p_holm" in t["mcnemar"] for t in results["tests"])
+    assert set(results["breakdowns"]["interleaved"]["hypernym"]) == {"word", "depth", "negative_kind"}
+    assert len(samples(reference)) == 8  # 3 tasks × 2 placements + 2 control tasks
+    rows = [json.loads(x) for x in (reference / "samples/interleaved/hypernym.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and len({r["item_id"] for r in rows}) == 6
+    assert all(r["prompt"].count("<audio>") == 1 and isinstance(r["score"], float) for r in rows)
+    for name in ("report.md", "plots/metrics.png", "plots/pr.png", "plots/words.png", "config.json"):
+        assert (reference / name).is_file(), name
+    assert not list((reference / "samples").glob("*/*.part*"))
+
+
+def test_sigkill_then_rerun_resumes_to_identical_results(shard, reference, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(eval_cmd(shard[0], out), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait until some, but not all, records are on disk
+        written = sum(len(p.read_text().splitlines()) for p in out.glob("samples/*/*.part*.jsonl"))
+        if written >= 8:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "results.json").exists(), "the run finished before it could be killed"
+    partial = sum(len(p.read_text().splitlines()) for p in out.glob("samples/*/*.part*.jsonl"))
+    assert 0 < partial < 40
+    r = subprocess.run(eval_cmd(shard[0], out), capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert samples(out) == samples(reference)
+    assert (out / "results.json").read_bytes() == (reference / "results.json").read_bytes()
+
+
+def test_two_processes_equal_one(shard, reference, tmp_path):
+    out = tmp_path / "run"
+    accelerate = Path(sys.executable).with_name("accelerate")
+    cmd = [str(accelerate), "launch", "--num_processes", "2", "--cpu", "-m", "shardkit", "eval", "--shard",
+           str(shard[0]), "--out", str(out), *ARGS]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert samples(out) == samples(reference)
+    assert (out / "results.json").read_bytes() == (reference / "results.json").read_bytes()
+
+
+def test_resuming_with_other_settings_is_refused(shard, reference):
+    cfg = EvalConfig(shard=str(shard[0]), tasks=("synonym",), scoring="generate", limit=6)
+    with pytest.raises(ShardkitError, match="holds a run with"):
+        run_eval(cfg, reference)
+
+
+def test_unavailable_audio_is_an_excluded_error(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from shardkit.benchmark.build import BuildConfig, build
+
+    sf.write(tmp_path / "dog.wav", 0.2 * np.sin(np.arange(16000) / 3), 16000)
+    (tmp_path / "clips.jsonl").write_text(
+        '{"id": "dog", "path": "dog.wav", "labels": ["/m/0bt9lr"]}\n'
+        '{"id": "gone", "path": "gone.wav", "labels": ["/m/01yrx"]}\n')
+    build(tmp_path / "shard", BuildConfig(per_task=1), manifest=tmp_path / "clips.jsonl")
+    cfg = EvalConfig(shard=str(tmp_path / "shard"), tasks=("hypernym",), control=False, n_boot=50,
+                     placements=("interleaved",))
+    results = run_eval(cfg, tmp_path / "run")
+    m = results["metrics"]["interleaved"]["hypernym"]
+    assert m["n"] == 2 and m["n_error"] == 2
+    rows = [json.loads(x) for x in (tmp_path / "run/samples/interleaved/hypernym.jsonl").read_text().splitlines()]
+    assert [r["error"] for r in rows if r["clip_id"] == "gone"] == ["audio unavailable: gone"] * 2
+
+
+def test_parse_yes_no_strict_and_lenient():
+    assert parse_yes_no("Yes, it is.") == ("yes", "yes")
+    assert parse_yes_no("No.") == ("no", "no")
+    assert parse_yes_no("I think so. Yes") == (None, "yes")
+    assert parse_yes_no("Yes... actually no") == ("yes", "no")  # lenient: the last one wins
+    assert parse_yes_no("It is a dog.") == (None, None)
+    assert parse_yes_no("Yesterday") == (None, None) and parse_yes_no("") == (None, None)
+
+
+def test_requests_per_condition():
+    item = {"task": "hypernym", "candidate": "animal", "word": "dog", "id": "x",
+            "clip": {"id": "c", "path": "a/c.wav", "start": 0.0, "end": None}}
+    style = PromptStyle("middle", True)
+    inter = make_request(item, "interleaved", "yesno", "/root", style)
+    assert inter.prompt == "Is the source of the sound in this audio clip <audio> a kind of animal? Answer yes or no."
+    assert inter.audio[0].path == "/root/a/c.wav"
+    text = make_request(item, "text", "yesno", "/root", style)
+    assert text.audio == () and '"dog"' in text.prompt and "<audio>" not in text.prompt
+    cloze = make_request(item, "prepended", "cloze", "/root", style)
+    assert cloze.continuations == (" animal",) and cloze.prompt.endswith("is a kind of")
+
+
+@pytest.mark.parametrize("scoring", ["generate", "cloze"])
+def test_other_scorings_run(shard, tmp_path, scoring):
+    cfg = EvalConfig(shard=str(shard[0]), limit=2, n_boot=50, scoring=scoring, max_new_tokens=6)
+    results = run_eval(cfg, tmp_path / "run")
+    syn = results["metrics"]["interleaved"]["synonym"]
+    assert syn["n"] == 2 and "f1" in syn
+    if scoring == "generate":
+        assert "lenient" in syn and "unparsed_rate" in syn
+    else:
+        assert results["metrics"]["interleaved"]["identity"]["n"] == 2

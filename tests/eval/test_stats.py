@@ -1,0 +1,233 @@
+import math
+
+import numpy as np
+import pytest
+
+from shardkit.errors import ShardkitError
+from shardkit.eval import stats
+from shardkit.eval.stats import (
+    auroc,
+    binary_counts,
+    binary_metrics,
+    cluster_bootstrap,
+    cluster_weights,
+    holm,
+    mcnemar_exact,
+    paired_bootstrap_diff,
+)
+
+NAN = float("nan")
+
+
+def _brute_auroc(gold, score) -> float:
+    pos, neg = score[gold], score[~gold]
+    if not len(pos) or not len(neg):
+        return NAN
+    u = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
+    return u / (len(pos) * len(neg))
+
+
+def _realistic(seed: int = 0, n_clips: int = 300, per_clip: int = 10):
+    """n_clips clips × per_clip items; a clip-level effect makes items of one clip alike, ~3% unparsed."""
+    rng = np.random.default_rng(seed)
+    cluster = np.repeat(np.arange(n_clips), per_clip)
+    gold = rng.random(len(cluster)) < 0.5
+    clip_skill = rng.normal(1.5, 1.0, n_clips)[cluster]
+    score = np.where(gold, 1, -1) * clip_skill + rng.normal(0, 1, len(cluster))
+    pred = (score > 0).astype(float)
+    pred[rng.random(len(cluster)) < 0.03] = NAN
+    return {"gold": gold, "pred": pred, "score": score, "cluster": cluster}
+
+
+def _f1(data, weights=None):
+    return binary_metrics(data["gold"], data["pred"], weights)["f1"]
+
+
+def _acc(data, weights=None):
+    return binary_metrics(data["gold"], data["pred"], weights)["accuracy"]
+
+
+def _recall(data, weights=None):
+    return binary_metrics(data["gold"], data["pred"], weights)["recall"]
+
+
+def _auc(data, weights=None):
+    return auroc(data["gold"], data["score"], weights)
+
+
+# --- binary metrics -------------------------------------------------------------------------------------------
+
+def test_six_item_table_with_one_unparsed():
+    gold = np.array([True, True, True, False, False, False])
+    pred = np.array([1.0, 0.0, NAN, 1.0, 0.0, 0.0])
+    c = binary_counts(gold, pred)
+    assert (c["tp"], c["fp"], c["fn"], c["tn"], c["unparsed"], c["n"]) == (1, 1, 2, 2, 1, 6)
+    m = binary_metrics(gold, pred)
+    assert m["precision"] == pytest.approx(1 / 2)
+    assert m["recall"] == pytest.approx(1 / 3)  # the unparsed positive is not recalled
+    assert m["f1"] == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))  # 0.4
+    assert m["accuracy"] == pytest.approx(3 / 6)  # the unparsed answer is wrong
+    assert m["unparsed_rate"] == pytest.approx(1 / 6)
+
+
+def test_unparsed_negative_counts_against_accuracy_only():
+    gold = np.array([True, False, False])
+    pred = np.array([1.0, 0.0, NAN])
+    m = binary_metrics(gold, pred)
+    assert (m["precision"], m["recall"], m["f1"]) == (1.0, 1.0, 1.0)
+    assert m["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_no_yes_answers_precision_nan_f1_zero():
+    m = binary_metrics(np.array([True, False]), np.array([0.0, NAN]))
+    assert math.isnan(m["precision"]) and m["recall"] == 0.0 and m["f1"] == 0.0
+    m = binary_metrics(np.array([False, False]), np.array([0.0, 0.0]))
+    assert math.isnan(m["precision"]) and math.isnan(m["recall"]) and math.isnan(m["f1"])
+    assert m["accuracy"] == 1.0
+
+
+def test_pred_outside_yes_no_nan_is_an_error():
+    with pytest.raises(ShardkitError, match="0.5"):
+        binary_metrics(np.array([True]), np.array([0.5]))
+
+
+def test_integer_weights_equal_repeated_items_and_rows_are_replicates():
+    d = _realistic(n_clips=20, per_clip=5)
+    rng = np.random.default_rng(1)
+    w = rng.integers(0, 4, size=(6, len(d["gold"]))).astype(float)
+    batch = binary_metrics(d["gold"], d["pred"], w)
+    for r in range(len(w)):
+        idx = np.repeat(np.arange(len(w[r])), w[r].astype(int))
+        ref = binary_metrics(d["gold"][idx], d["pred"][idx])
+        one = binary_metrics(d["gold"], d["pred"], w[r])
+        for k in ("precision", "recall", "f1", "accuracy", "unparsed_rate"):
+            assert batch[k][r] == ref[k] == one[k]
+
+
+# --- AUROC ----------------------------------------------------------------------------------------------------
+
+def test_auroc_hand_case_with_tie():
+    gold = np.array([True, True, False, False])
+    score = np.array([0.9, 0.5, 0.5, 0.1])
+    assert auroc(gold, score) == 3.5 / 4
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_matches_brute_force_pairs_with_many_ties(seed):
+    rng = np.random.default_rng(seed)
+    gold = rng.random(60) < 0.4
+    score = rng.integers(0, 5, 60).astype(float)  # five levels: ties everywhere
+    assert auroc(gold, score) == pytest.approx(_brute_auroc(gold, score), abs=1e-15)
+
+
+def test_auroc_weighted_equals_repeated_and_nan_without_a_class():
+    rng = np.random.default_rng(3)
+    gold, score = rng.random(30) < 0.5, rng.integers(0, 4, 30).astype(float)
+    w = rng.integers(0, 3, size=(4, 30)).astype(float)
+    batch = auroc(gold, score, w)
+    for r in range(4):
+        idx = np.repeat(np.arange(30), w[r].astype(int))
+        assert batch[r] == _brute_auroc(gold[idx], score[idx])
+    assert math.isnan(auroc(np.array([True, True]), np.array([0.1, 0.2])))
+    with pytest.raises(ShardkitError, match="NaN"):
+        auroc(np.array([True, False]), np.array([0.1, NAN]))
+
+
+# --- McNemar and Holm -----------------------------------------------------------------------------------------
+
+def test_mcnemar_against_hand_binomial():
+    # 7 items A right → B wrong, 1 item A wrong → B right, 5 both right, 3 both wrong.
+    a = np.array([1] * 7 + [0] + [1] * 5 + [0] * 3, dtype=bool)
+    b = np.array([0] * 7 + [1] + [1] * 5 + [0] * 3, dtype=bool)
+    r = mcnemar_exact(a, b)
+    assert (r["b"], r["c"], r["right_to_wrong"], r["wrong_to_right"], r["n"]) == (7, 1, 7, 1, 16)
+    assert r["p"] == pytest.approx(2 * (1 + 8) / 2**8)  # two-sided: 2 · P(X ≤ 1), X ~ Bin(8, 1/2)
+    assert mcnemar_exact(a, a)["p"] == 1.0
+
+
+def test_holm_hand_example_and_cap():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == [1.0, 1.0]
+    assert holm([]) == []
+    with pytest.raises(ShardkitError):
+        holm([0.1, NAN])
+
+
+# --- bootstrap ------------------------------------------------------------------------------------------------
+
+def test_cluster_weights_move_clips_together():
+    cluster = np.array([5, 5, 9, 2, 2, 2, 9])
+    w = cluster_weights(cluster, n_boot=50, seed=0)
+    assert w.shape == (50, 7)
+    for c in np.unique(cluster):
+        assert (w[:, cluster == c] == w[:, cluster == c][:, :1]).all()
+    first = w[:, [0, 2, 3]]  # one item per clip
+    assert (first.sum(axis=1) == 3).all()  # three clips drawn per replicate
+
+
+def test_bootstrap_contains_estimate_and_is_seeded():
+    d = _realistic()
+    for fn in (_f1, _acc, _auc):
+        lo, hi = cluster_bootstrap(fn, d, d["cluster"], n_boot=300, seed=0)
+        assert lo < fn(d) < hi
+        assert cluster_bootstrap(fn, d, d["cluster"], n_boot=300, seed=0) == (lo, hi)
+        assert cluster_bootstrap(fn, d, d["cluster"], n_boot=300, seed=1) != (lo, hi)
+
+
+def test_bootstrap_is_wider_when_items_are_clustered():
+    base = _realistic(n_clips=200, per_clip=1)
+    dup = {k: np.repeat(v, 5) for k, v in base.items()}  # each clip's item 5×: same point estimates
+    clustered = cluster_bootstrap(_acc, dup, dup["cluster"], n_boot=500, seed=0)
+    independent = cluster_bootstrap(_acc, dup, np.arange(len(dup["cluster"])), n_boot=500, seed=0)
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(clustered) > 1.8 * width(independent)  # ≈ √5 in expectation
+
+
+def test_vectorised_bootstrap_equals_loop_over_replicates(monkeypatch):
+    d = _realistic(seed=4, n_clips=12, per_clip=4)
+    d["score"] = np.round(d["score"])  # ties
+    n_boot, alpha = 200, 0.1
+    w = cluster_weights(d["cluster"], n_boot, seed=7)
+    for fn, ref in ((_f1, lambda g, p, s: binary_metrics(g, p)["f1"]),
+                    (_acc, lambda g, p, s: binary_metrics(g, p)["accuracy"]),
+                    (_auc, lambda g, p, s: _brute_auroc(g, s))):
+        vals = []
+        for r in range(n_boot):
+            idx = np.repeat(np.arange(len(d["gold"])), w[r].astype(int))
+            vals.append(ref(d["gold"][idx], d["pred"][idx], d["score"][idx]))
+        vals = np.array(vals)
+        assert not np.isnan(vals).any()
+        expected = tuple(np.quantile(vals, [alpha / 2, 1 - alpha / 2]))
+        assert cluster_bootstrap(fn, d, d["cluster"], n_boot, seed=7, alpha=alpha) == expected
+        monkeypatch.setattr(stats, "_CHUNK", 7 * len(d["gold"]))  # blocks of 7 replicates: same answer
+        assert cluster_bootstrap(fn, d, d["cluster"], n_boot, seed=7, alpha=alpha) == expected
+        monkeypatch.undo()
+
+
+def test_bootstrap_nan_when_metric_often_undefined():
+    cluster = np.arange(30)
+    gold = cluster == 0  # one positive clip: most replicates draw no positive, recall undefined
+    d = {"gold": gold, "pred": gold.astype(float), "cluster": cluster}
+    lo, hi = cluster_bootstrap(_recall, d, cluster, n_boot=200, seed=0)
+    assert math.isnan(lo) and math.isnan(hi)
+    d["gold"] = np.zeros(30, dtype=bool)  # undefined in the data itself
+    assert all(math.isnan(x) for x in cluster_bootstrap(_recall, d, cluster, n_boot=10))
+
+
+def test_paired_diff_uses_the_same_resamples():
+    a = _realistic(seed=2)
+    r = paired_bootstrap_diff(_acc, a, a, a["cluster"], n_boot=200, seed=0)
+    assert r == {"diff": 0.0, "lo": 0.0, "hi": 0.0}
+    b = dict(a, pred=np.where(np.isnan(a["pred"]), a["gold"].astype(float), a["pred"]))  # unparsed → right
+    r = paired_bootstrap_diff(_acc, a, b, a["cluster"], n_boot=200, seed=0)
+    assert r["diff"] == pytest.approx(np.isnan(a["pred"]).mean())
+    assert 0 < r["lo"] <= r["diff"] <= r["hi"]
+    w = cluster_weights(a["cluster"], 200, seed=0)
+    expected = np.quantile(_acc(b, w) - _acc(a, w), [0.025, 0.975])
+    assert (r["lo"], r["hi"]) == tuple(expected)
+
+
+def test_length_mismatch_is_an_error():
+    d = _realistic(n_clips=5, per_clip=2)
+    with pytest.raises(ShardkitError, match="cluster"):
+        cluster_bootstrap(_acc, d, d["cluster"][:-1], n_boot=10)
