@@ -138,11 +138,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         results = run_eval(cfg, args.out, progress=bar.update_cb, rank=state.process_index,
                            world=state.num_processes, barrier=state.wait_for_everyone)
     if results is not None:
-        con = Console()
-        from shardkit.eval.report import main_table
+        from rich.table import Table
 
-        con.print(main_table(results))
-        con.print(f"wrote {args.out}/results.json, report.md, samples/, plots/")
+        from shardkit.eval.report import fmt
+
+        table = Table(title=f"{cfg.model} on {args.shard} ({cfg.scoring}; 95% clip-bootstrap CIs)")
+        for col in ("condition", "task", "n", "errors", "F1", "accuracy", "AUROC", "unparsed", "identity"):
+            table.add_column(col, justify="left" if col in ("condition", "task") else "right")
+        for cond, tasks in results["metrics"].items():
+            for task, m in tasks.items():
+                ident = f"{fmt(m.get('identity_accuracy'))} / {fmt(m.get('identity_accuracy_embedding'))}"
+                table.add_row(cond, task, str(m["n"]), str(m["n_error"]), fmt(m.get("f1")), fmt(m.get("accuracy")),
+                              fmt(m.get("auroc"), pct=False), fmt(m.get("unparsed_rate")),
+                              ident if task == "identity" else "–")
+        con = Console()
+        con.print(table)
+        con.print("identity: string match / sentence-embedding top-1. "
+                  f"Wrote {args.out}/results.json, report.md, samples/, plots/")
     return 0
 
 

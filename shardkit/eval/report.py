@@ -20,10 +20,10 @@ def fmt(m: dict | None, pct: bool = True) -> str:
     """`value [lo, hi]` from a metric summary, as percentages by default; '–' when undefined."""
     if not m or m.get("value") is None:
         return "–"
-    k = 100 if pct else 1
+    k, d = (100, 1) if pct else (1, 2)
     lo, hi = m.get("ci") or (None, None)
-    ci = "" if lo is None or hi is None else f" [{lo * k:.1f}, {hi * k:.1f}]"
-    return f"{m['value'] * k:.1f}{ci}"
+    ci = "" if lo is None or hi is None else f" [{lo * k:.{d}f}, {hi * k:.{d}f}]"
+    return f"{m['value'] * k:.{d}f}{ci}"
 
 
 def main_table(results: dict) -> str:
@@ -55,7 +55,7 @@ def write_report(out: Path, results: dict, merged: dict) -> None:
         f"# SHARD evaluation: {cfg['model']}",
         "",
         f"SHARD sha256 `{results['shard_sha256'][:16]}…`, scoring `{cfg['scoring']}`, conditions "
-        f"{', '.join(results['metrics'])}, {results['n_items']} items, seed {cfg['seed']}, "
+        f"{', '.join(results['metrics'])}, {results['n_items']} records over {results['n_clips']} clips, seed {cfg['seed']}, "
         f"{cfg['n_boot']} clip-clustered bootstrap replicates (95% CIs). Percentages; AUROC as a fraction.",
         "",
         "Unparsed answers count as wrong and stay in every denominator; items whose audio could not be loaded "

@@ -90,6 +90,8 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
     metrics.apply_holm(tests)
     return _clean({
         "config": asdict(cfg), "shard_sha256": meta["sha256"], "versions": provenance,
+        "decoding": {"strategy": "greedy", "do_sample": False, "max_new_tokens": cfg.max_new_tokens,
+                     "yes_no_threshold": "median score" if cloze else "log-odds 0"},
         "n_items": sum(len(rows) for rows in merged.values()), "n_clips": len(clips),
         "control": CONTROL if cfg.control else None,
         "metrics": out_metrics, "breakdowns": breakdowns, "conditioned": conditioned, "tests": tests,
