@@ -55,7 +55,8 @@ def write_report(out: Path, results: dict, merged: dict) -> None:
         f"# SHARD evaluation: {cfg['model']}",
         "",
         f"SHARD sha256 `{results['shard_sha256'][:16]}…`, scoring `{cfg['scoring']}`, conditions "
-        f"{', '.join(results['metrics'])}, {results['n_items']} records over {results['n_clips']} clips, seed {cfg['seed']}, "
+        f"{', '.join(results['metrics'])}, {results['n_items']} records over {results['n_clips']} clips, "
+        f"seed {cfg['seed']}, "
         f"{cfg['n_boot']} clip-clustered bootstrap replicates (95% CIs). Percentages; AUROC as a fraction.",
         "",
         "Unparsed answers count as wrong and stay in every denominator; items whose audio could not be loaded "
