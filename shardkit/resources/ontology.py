@@ -35,24 +35,20 @@ class Ontology:
 
     def ancestors(self, mid: str) -> set[str]:
         """Every class above `mid` (the ontology is a DAG: a class may have several parents)."""
-        seen: set[str] = set()
-        stack = list(self.classes[mid].parents)
-        while stack:
-            m = stack.pop()
-            if m not in seen:
-                seen.add(m)
-                stack.extend(self.classes[m].parents)
-        return seen
+        return self._walk(mid, lambda c: c.parents)
 
     def descendants(self, mid: str) -> set[str]:
         """Every class below `mid` (e.g. Bark and Howl below Dog)."""
+        return self._walk(mid, lambda c: c.children)
+
+    def _walk(self, mid: str, step) -> set[str]:
         seen: set[str] = set()
-        stack = list(self.classes[mid].children)
+        stack = list(step(self.classes[mid]))
         while stack:
             m = stack.pop()
             if m not in seen:
                 seen.add(m)
-                stack.extend(self.classes[m].children)
+                stack.extend(step(self.classes[m]))
         return seen
 
     def name(self, mid: str) -> str:
