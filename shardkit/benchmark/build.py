@@ -207,6 +207,7 @@ def write(out: Path, items: list[dict], clips: list[Clip], senses: list[Sense], 
     (out / "shard.jsonl").write_bytes(data)
     used = {i["clip"]["id"] for i in items}
     words = Counter(i["word"] for i in items if i["task"] == "identity")
+    shard_mids, item_mids = {s.mid for s in senses}, {i["mid"] for i in items}
     meta = {
         "shardkit_version": __version__,
         "seed": cfg.seed,
@@ -215,11 +216,9 @@ def write(out: Path, items: list[dict], clips: list[Clip], senses: list[Sense], 
         "n_items": len(items),
         "counts": counts(items),
         "n_clips": len(used),
-        "n_clips_without_shard_word": sum(
-            1 for c in clips if not any(m in {s.mid for s in senses} for m in c.labels)
-        ),
+        "n_clips_without_shard_word": sum(1 for c in clips if not shard_mids & set(c.labels)),
         "words_with_clips": dict(sorted(words.items())),
-        "words_without_clips": sorted(s.name for s in senses if s.mid not in {i["mid"] for i in items}),
+        "words_without_clips": sorted(s.name for s in senses if s.mid not in item_mids),
         "unavailable": [{"id": c.id, "reason": c.problem} for c in clips if c.id in used and not c.available],
         "manifest": {"path": str(manifest), "sha256": hashlib.sha256(manifest.read_bytes()).hexdigest()},
         "audio_root": str(audio_root.resolve()),
