@@ -1,0 +1,280 @@
+"""Instruction data: determinism, the mix, markers, the leakage guard, splits, shards, exports and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shardkit.errors import ShardkitError
+from shardkit.models.prompts import AUDIO
+from shardkit.train.data import (
+    DEFAULT_MIX,
+    DataConfig,
+    auto_synset,
+    iter_samples,
+    make_data,
+    parse_mix,
+    parse_size,
+    quotas,
+    to_sharegpt,
+    validate_sample,
+)
+
+
+def _manifest_rows() -> list[dict]:
+    from shardkit.resources.samples import build_samples
+
+    return [json.loads(line) for line in build_samples(0).read_text().splitlines()]
+
+
+def _read(folder: Path) -> list[dict]:
+    return list(iter_samples(folder))
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """N=2000 from the bundled samples with every default but the size."""
+    out = tmp_path_factory.mktemp("data")
+    meta = make_data(out, DataConfig(size=2000))
+    return out, meta, _read(out)
+
+
+@pytest.fixture(scope="module")
+def sharded_runs(tmp_path_factory):
+    """N=1000 in shards of 300: seed 0 twice and seed 1 once."""
+    outs = []
+    for seed in (0, 0, 1):
+        out = tmp_path_factory.mktemp(f"seed{seed}")
+        make_data(out, DataConfig(size=1000, seed=seed, shard_size=300))
+        outs.append(out)
+    return outs
+
+
+def _shard_bytes(out: Path) -> list[bytes]:
+    files = sorted(out.glob("data-*.jsonl")) + sorted((out / "sharegpt" / "data").glob("data-*.jsonl"))
+    return [f.read_bytes() for f in files]
+
+
+def test_same_seed_same_bytes_other_seed_differs(sharded_runs):
+    a, b, c = sharded_runs
+    assert _shard_bytes(a) == _shard_bytes(b)
+    assert _shard_bytes(a) != _shard_bytes(c)
+    meta_a, meta_b = (json.loads((x / "meta.json").read_text()) for x in (a, b))
+    assert meta_a["shards"] == meta_b["shards"]
+
+
+def test_shards_of_300_on_1000_make_4_files_and_read_back_in_order(sharded_runs):
+    out = sharded_runs[0]
+    files = sorted(out.glob("data-*.jsonl"))
+    assert [f.name for f in files] == [f"data-0000{i}.jsonl" for i in range(4)]
+    assert [len(f.read_text().splitlines()) for f in files] == [300, 300, 300, 100]
+    assert len(list((out / "sharegpt" / "data").glob("data-*.jsonl"))) == 4
+    samples = _read(out)
+    assert [s["id"] for s in samples] == [f"{i:08d}" for i in range(1000)]
+    assert next(iter_samples(out, start=650))["id"] == f"{650:08d}"  # resume skips whole shards unread
+
+
+def test_mix_is_realised_within_a_few_percent(default_run):
+    _, meta, samples = default_run
+    for task, share in DEFAULT_MIX.items():
+        realised = sum(s["task"] == task for s in samples) / len(samples)
+        assert abs(realised - share) < 0.02, (task, realised)
+        assert meta["mix"][task]["realised"] == round(realised * len(samples))
+    assert quotas({"identity": 1 / 3, "synonym": 1 / 3, "hypernym": 1 / 3}, 100) == {
+        "identity": 34, "synonym": 33, "hypernym": 33, "description": 0, "replay": 0}
+
+
+def test_markers_match_audios_and_replay_is_prepended(default_run):
+    out, _, samples = default_run
+    placements = set()
+    for k, s in enumerate(samples):
+        validate_sample(s, f"sample {k}")
+        markers = sum(m["content"].count(AUDIO) for m in s["messages"])
+        placements.add((s["task"], s["placement"]))
+        if s["placement"] == "interleaved":
+            assert markers == len(s["audios"]) == len(s["clip_ids"]) == 1
+        else:
+            assert s["task"] == "replay" and markers == 0 and len(s["audios"]) == 1
+    assert ("replay", "prepended") in placements and ("identity", "interleaved") in placements
+    positions = {("start" if t.startswith(AUDIO) else "end" if t.endswith(AUDIO) else "middle")
+                 for t in (s["messages"][0]["content"] for s in samples if s["placement"] == "interleaved")}
+    assert positions == {"start", "middle", "end"}
+    assert all(Path(s["audios"][0]).is_absolute() and Path(s["audios"][0]).is_file() for s in samples[:50])
+
+
+def _shard_vocabulary():
+    from shardkit.benchmark.senses import load_senses
+    from shardkit.resources.ontology import ontology
+    from shardkit.train.data import Guard
+
+    return Guard.from_senses(load_senses(ontology()))
+
+
+def test_leakage_guard_keeps_shard_out_of_wordnet_questions_by_default(default_run):
+    _, meta, samples = default_run
+    guard = _shard_vocabulary()
+    asked = [s for s in samples if s["task"] in ("synonym", "hypernym")]
+    assert asked
+    for s in asked:
+        f = s["facts"]
+        assert f["synset"] not in guard.synsets and f["candidate"].lower() not in guard.words, s
+        assert f["candidate"] in s["messages"][0]["content"]
+    ov = meta["overlap"]
+    assert not ov["allow_overlap"] and ov["samples_touching_shard"] == 0
+    assert ov["labels"]["n"] > 0 and "Telephone (telephone.n.01, SHARD synset)" in ov["labels"]["examples"]
+    assert ov["candidates"]["synonym"]["words"]["n"] > 0
+    assert "train-split recordings" in ov["identity"]["note"]
+    # identity on train-split recordings of SHARD words is allowed
+    assert any(s["task"] == "identity" and s["facts"]["synset"] in guard.synsets for s in samples)
+
+
+def test_allow_overlap_lets_shard_words_in_and_says_so(tmp_path):
+    meta = make_data(tmp_path, DataConfig(size=1000, allow_overlap=True))
+    guard = _shard_vocabulary()
+    touched = [s for s in _read(tmp_path) if s["task"] in ("synonym", "hypernym") and s["facts"]["overlap"]]
+    assert touched and any(s["facts"]["synset"] in guard.synsets for s in touched)
+    assert meta["overlap"]["allow_overlap"] and meta["overlap"]["action"] == "included"
+    assert meta["overlap"]["samples_touching_shard"] == len(touched)
+
+
+def test_negatives_are_true_for_every_label_of_the_clip(default_run):
+    from shardkit.benchmark.build import Relations
+
+    _, meta, samples = default_run
+    rows = {r["id"]: r for r in _manifest_rows()}
+    mapping = meta["labels"]["mapping"]
+    rels = {}
+    for s in samples:
+        if s["task"] not in ("synonym", "hypernym") or s["messages"][1]["content"] != "No":
+            continue
+        for mid in rows[s["clip_ids"][0]]["labels"]:
+            syn = mapping[mid]["synset"]
+            if syn is None:
+                continue
+            if mid not in rels:
+                from shardkit.benchmark.senses import Sense
+
+                rels[mid] = Relations(Sense(mid, mapping[mid]["name"], syn, ""), [], 6)
+            if mid == s["facts"]["label"]:
+                continue
+            assert rels[mid].unrelated(s["facts"]["candidate"]), (s, mid)
+
+
+def test_only_train_split_clips(default_run):
+    _, meta, samples = default_run
+    split = {r["id"]: r["split"] for r in _manifest_rows()}
+    used = {c for s in samples for c in s["clip_ids"]}
+    assert used and all(split[c] == "train" for c in used)
+    assert meta["clips"]["left_out_by_split"] == sum(v == "test" for v in split.values())
+
+
+def test_sharegpt_export_loads_with_datasets_offline(default_run):
+    from datasets import load_dataset
+
+    out, _, samples = default_run
+    files = sorted(str(p) for p in (out / "sharegpt" / "data").glob("data-*.jsonl"))
+    ds = load_dataset("json", data_files=files, split="train", cache_dir=str(out / "hf-cache"))
+    assert ds.column_names == ["messages", "audios"] and len(ds) == len(samples)
+    for row, s in zip(ds.select(range(200)), samples[:200], strict=True):
+        assert sum(m["content"].count(AUDIO) for m in row["messages"]) == len(row["audios"])  # replay included
+        assert row == to_sharegpt(s)
+    info = json.loads((out / "sharegpt" / "dataset_info.json").read_text())["shardkit_instruct"]
+    assert info["formatting"] == "sharegpt" and info["file_name"] == "data"
+    assert info["columns"] == {"messages": "messages", "audios": "audios"}
+    assert info["tags"]["user_tag"] == "user" and info["tags"]["assistant_tag"] == "assistant"
+
+
+def test_validate_sample_rejects_mismatch_and_malformed_messages():
+    good = {"messages": [{"role": "user", "content": f"What is {AUDIO}?"}, {"role": "assistant", "content": "Dog"}],
+            "audios": ["/a.wav"], "placement": "interleaved"}
+    validate_sample(good, "x")
+    validate_sample({**good, "placement": "prepended", "messages": [
+        {"role": "user", "content": "What is it?"}, {"role": "assistant", "content": "Dog"}]}, "x")
+    bad = [({**good, "audios": ["/a.wav", "/b.wav"]}, "1 <audio> marker(s) but 2 audio"),
+           ({**good, "messages": [{"role": "user", "content": "hi"}]}, "at least a user and an assistant"),
+           ({**good, "messages": [{"role": "bot", "content": "x"}, good["messages"][1]]}, "messages[0]"),
+           ({**good, "messages": good["messages"][::-1]}, "end with the assistant"),
+           ({**good, "audios": "/a.wav"}, "list of audio file paths"),
+           ({**good, "placement": "prepended", "audios": ["/a.wav", "/b.wav"]}, "use none")]
+    for sample, text in bad:
+        with pytest.raises(ShardkitError, match="^shard-3.jsonl:7: ") as e:
+            validate_sample(sample, "shard-3.jsonl:7")
+        assert text in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_mix_and_size_are_one_line_errors():
+    with pytest.raises(ShardkitError, match=r"unknown mix key 'synonim' \(did you mean 'synonym'\?\)"):
+        DataConfig(mix={"identity": 0.5, "synonim": 0.5})
+    with pytest.raises(ShardkitError, match=r"mix shares sum to 0\.9, not 1"):
+        DataConfig(mix=parse_mix("identity=0.5,replay=0.4"))
+    with pytest.raises(ShardkitError, match="replay=-0.1 is negative"):
+        DataConfig(mix={"identity": 1.1, "replay": -0.1})
+    with pytest.raises(ShardkitError, match="expected key=share"):
+        parse_mix("identity:1")
+    with pytest.raises(ShardkitError, match=r"did you mean 'shard_size'"):
+        DataConfig.from_dict({"shard_sise": 10})
+    assert DataConfig(mix=parse_mix("identity=0.5,replay=0.5")).mix["synonym"] == 0.0
+    assert (parse_size("40k"), parse_size("1m"), parse_size("1234"), parse_size("2.5k")) == (40_000, 10**6, 1234, 2500)
+    for text in ("4x", "0", "1.5"):
+        with pytest.raises(ShardkitError, match="--size"):
+            parse_size(text)
+
+
+def test_labels_map_to_wordnet_automatically():
+    assert auto_synset("Sine wave") == ("sine_wave.n.01", "sine wave", "name")
+    assert auto_synset("Mains hum")[0::2] == ("hum.n.03", "head noun")  # not busyness.n.01: a state makes no sound
+    assert auto_synset("Rapping") is None
+
+
+def _write_manifest(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_bad_manifest_unreadable_clips_and_empty_result(tmp_path):
+    root = _manifest_rows()
+    from shardkit.resources.samples import build_samples
+
+    audio_dir = build_samples(0).parent
+    rows = [{"id": r["id"], "path": str(audio_dir / r["path"]), "labels": r["labels"]} for r in root[:20]]
+    (tmp_path / "broken.wav").write_text("not audio")
+    broken = {"id": "broken", "path": str(tmp_path / "broken.wav"), "labels": ["/m/0bt9lr"]}
+
+    bad = _write_manifest(tmp_path / "bad.jsonl", [*rows[:3], {**rows[3], "labels": ["/m/nope"]}])
+    with pytest.raises(ShardkitError, match=r"bad\.jsonl:4: unknown AudioSet label"):
+        make_data(tmp_path / "o1", DataConfig(size=10), manifest=bad)
+
+    mixed = _write_manifest(tmp_path / "mixed.jsonl", [*rows, broken])  # no splits: every clip is used
+    meta = make_data(tmp_path / "o2", DataConfig(size=200, mix={"identity": 0.5, "replay": 0.5}), manifest=mixed)
+    assert meta["clips"]["used"] == 20 and meta["clips"]["unavailable"]["n"] == 1
+    assert meta["clips"]["unavailable"]["examples"][0].startswith("broken: unreadable audio")
+    assert "no train/test split" in meta["overlap"]["identity"]["note"]
+    assert "broken" not in {c for s in iter_samples(tmp_path / "o2") for c in s["clip_ids"]}
+
+    only_broken = _write_manifest(tmp_path / "empty.jsonl", [broken])
+    with pytest.raises(ShardkitError, match="no usable clip"):
+        make_data(tmp_path / "o3", DataConfig(size=10), manifest=only_broken)
+
+
+def test_iter_samples_needs_a_complete_folder(tmp_path):
+    with pytest.raises(ShardkitError, match="no meta.json"):
+        next(iter_samples(tmp_path))
+
+
+def test_cli_make_data(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "shardkit", "make-data", "--out", str(tmp_path / "d"), "--shard-size", "200"]
+    r = subprocess.run([*cmd, "--size", "500"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    assert "replay" in out and "prepended" in out and "overlap with SHARD" in out and "samples touching SHARD: 0" in out
+    assert len(list((tmp_path / "d").glob("data-*.jsonl"))) == 3
+    r = subprocess.run([*cmd, "--size", "500", "--mix", "identity=0.6,hypernim=0.4"], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "shardkit make-data: error: unknown mix key 'hypernim' (did you mean 'hypernym'?) (known: identity, synonym, "
+        "hypernym, description, replay)"]
