@@ -165,6 +165,94 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_make_data(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from shardkit.train.data import DEFAULT_MIX, DataConfig, make_data, parse_mix, parse_size
+
+    mix = parse_mix(args.mix) if args.mix else dict(DEFAULT_MIX)
+    cfg = DataConfig(size=parse_size(args.size), seed=args.seed, mix=mix, allow_overlap=args.allow_overlap,
+                     shard_size=args.shard_size, split=args.split)
+    if args.manifest is None:
+        from shardkit.resources.samples import build_samples
+
+        with _progress("generating sample audio (first run only)") as bar:
+            build_samples(0, progress=bar.update_cb)
+    with _progress("writing samples") as bar:
+        meta = make_data(args.out, cfg, manifest=args.manifest, audio_root=args.audio_root, progress=bar.update_cb)
+    con = Console()
+    clips, labels, ov = meta["clips"], meta["labels"], meta["overlap"]
+    table = Table(title=f"instruction data → {args.out}  ({cfg.size} samples, {len(meta['shards'])} shards, "
+                        f"seed {cfg.seed})")
+    for col in ("task", "placement", "requested", "realised", "share"):
+        table.add_column(col, justify="left" if col in ("task", "placement") else "right")
+    for task, m in meta["mix"].items():
+        table.add_row(task, "prepended" if task == "replay" else "interleaved", f"{m['requested_share']:g}",
+                      str(m["realised"]), f"{m['realised_share']:.3f}")
+    con.print(table)
+    con.print(f"clips: {clips['used']} used ({clips['split']} split; {clips['left_out_by_split']} left out by split, "
+              f"{clips['unavailable']['n']} unreadable skipped)")
+    con.print(f"labels: {labels['n']}, with a WordNet synset {labels['with_synset']} ({labels['audited']} audited in "
+              f"senses.tsv, {labels['automatic']} automatic); with synonym questions {labels['synonym_pool']}, "
+              f"hypernym questions {labels['hypernym_pool']}")
+    verb = "INCLUDED (--allow-overlap)" if ov["allow_overlap"] else "excluded from synonym/hypernym questions"
+    cands = ov["candidates"]
+    con.print(f"overlap with SHARD ({ov['shard']['senses']} senses, {ov['shard']['words']} words), {verb}: "
+              f"{ov['labels']['n']} labels, {cands['synonym']['words']['n']} synonym and "
+              f"{cands['hypernym']['words']['n']} hypernym candidate words; samples touching SHARD: "
+              f"{ov['samples_touching_shard']}")
+    if ov["labels"]["examples"]:
+        con.print("  labels: " + "; ".join(ov["labels"]["examples"][:4]))
+    words = sorted(set(cands["synonym"]["words"]["examples"] + cands["hypernym"]["words"]["examples"]))
+    if words:
+        con.print("  words: " + ", ".join(words[:10]))
+    con.print(f"  {ov['identity']['note']} ({ov['identity']['clips_with_shard_label']} clips)")
+    con.print("wrote data-*.jsonl, meta.json, README.md, sharegpt/ (LLaMA-Factory dataset_dir; dataset "
+              "'shardkit_instruct')")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import yaml
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from shardkit.train.trainer import load_config, train
+
+    keys = ("model", "mode", "lr", "epochs", "max_steps", "batch_size", "grad_accum", "max_length", "seed",
+            "log_every", "save_every")
+    overrides = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    if args.data is not None:
+        overrides["data"] = str(args.data)
+    for item in args.set:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ShardkitError(f"--set {item!r}: expected KEY=VALUE, e.g. --set warmup_steps=20")
+        overrides[key.replace("-", "_")] = yaml.safe_load(value)
+    cfg = load_config(args.config, overrides)  # every config problem at once, before any model loads
+    main_process = os.environ.get("RANK", "0") == "0"  # accelerate launch sets RANK; bars on rank 0 only
+    con = Console(stderr=True)
+    bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                   TextColumn("{task.fields[rate]} samples/s"), TimeRemainingColumn(), console=con, transient=True,
+                   disable=not main_process)
+    task = bar.add_task("train", total=None, loss="–", rate="–")
+
+    def update(step: int, total: int, loss: float, rate: float) -> None:
+        bar.update(task, completed=step, total=total, loss=f"{loss:.4f}", rate=f"{rate:.1f}")
+
+    with bar:
+        summary = train(cfg, args.out, resume=args.resume, cpu=args.cpu, progress=update,
+                        announce=con.print if main_process else None)
+    if main_process and summary["losses"]:
+        losses = summary["losses"]
+        con.print(f"steps {summary['started_at']}→{summary['steps']}: loss {losses[0]:.4f} → {losses[-1]:.4f} "
+                  f"(mean of the last 10: {sum(losses[-10:]) / len(losses[-10:]):.4f})")
+        con.print(f"wrote {args.out}/final (projector.safetensors{', adapter/' if 'lora' in cfg.mode else ''}), "
+                  f"log.jsonl, loss.png; evaluate with --model {cfg.model.split(':')[0]}:ckpt={args.out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shardkit", description=(
         "SHARD: does an audio-LLM's reasoning reach the audio? Build the benchmark, check resources."))
@@ -246,6 +334,55 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--n-boot", type=int, default=1000)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=cmd_compare)
+
+    md = sub.add_parser("make-data", help="generate interleaved instruction data for tuning (sharded JSONL + sharegpt)",
+                        description="Generate identity, synonym, hypernym, description and replay (prepended) "
+                                    "instruction samples from labelled clips, streaming into sharded JSONL with a "
+                                    "sharegpt export for LLaMA-Factory / ms-swift. SHARD's words are kept out of "
+                                    "synonym/hypernym questions unless --allow-overlap.",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    md.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    md.add_argument("--size", required=True, help="number of samples: 40k, 1m or an integer")
+    md.add_argument("--manifest", type=Path, metavar="FILE",
+                    help="clip manifest: JSONL {id, path, labels[, split]} or an AudioSet segment CSV "
+                         "(default: the bundled sample audio)")
+    md.add_argument("--audio-root", type=Path, metavar="DIR",
+                    help="folder the manifest's audio paths are relative to (default: the manifest's folder)")
+    md.add_argument("--mix", metavar="K=V,...",
+                    help="task shares summing to 1 (default: identity=0.3,synonym=0.25,hypernym=0.25,"
+                         "description=0.1,replay=0.1)")
+    md.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    md.add_argument("--allow-overlap", action="store_true",
+                    help="let SHARD's words and synsets into synonym/hypernym questions (leaks the test set)")
+    md.add_argument("--shard-size", type=int, default=100_000, help="records per JSONL file")
+    md.add_argument("--split", default="train", choices=["train", "all"],
+                    help="clips to use; train = never SHARD's test split (all clips when the manifest has no splits)")
+    md.set_defaults(func=cmd_make_data)
+    t = sub.add_parser("train", help="tune a model on instruction data (projector, LoRA); resumable, data-parallel",
+                       description="Train the projector (stage 0: --mode projector), LoRA on the language model's "
+                                   "q/v projections, or encoder + projector + LoRA, on a `shardkit make-data` folder. "
+                                   "Writes OUT/checkpoint-N/, OUT/final/, log.jsonl and loss.png; --resume continues "
+                                   "from the newest checkpoint. Data-parallel: `accelerate launch --num_processes K "
+                                   "-m shardkit train ...`. Defaults follow LTU (see TrainConfig).")
+    t.add_argument("--out", type=Path, required=True, metavar="OUT", help="run folder")
+    t.add_argument("--data", type=Path, metavar="DIR", help="`shardkit make-data` folder")
+    t.add_argument("--model", help="model spec to start from (default tiny-ltu; e.g. tiny-ltu:ckpt=STAGE0_OUT)")
+    t.add_argument("--config", type=Path, metavar="FILE", help="YAML of TrainConfig keys; flags override it")
+    t.add_argument("--mode", help="projector | projector+lora (default) | encoder+projector+lora")
+    t.add_argument("--resume", action="store_true", help="continue from the newest OUT/checkpoint-N")
+    t.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
+    t.add_argument("--lr", type=float, help="learning rate (default 1e-3 for --mode projector, else 1e-4)")
+    t.add_argument("--epochs", type=int, help="passes over the data (default 1)")
+    t.add_argument("--max-steps", type=int, help="optimizer steps; replaces --epochs")
+    t.add_argument("--batch-size", type=int, help="per process and micro-step (default 8)")
+    t.add_argument("--grad-accum", type=int, help="micro-steps per optimizer step (default 1)")
+    t.add_argument("--max-length", type=int, help="token cutoff incl. audio tokens (default 140); never cuts audio")
+    t.add_argument("--seed", type=int, help="default 0")
+    t.add_argument("--log-every", type=int, help="steps per log.jsonl line (default 10)")
+    t.add_argument("--save-every", type=int, help="steps per checkpoint (default 100; 0: final only)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other TrainConfig key, e.g. --set warmup_steps=20 --set lora_r=16")
+    t.set_defaults(func=cmd_train)
     return p
 
 

@@ -214,6 +214,8 @@ def run_eval(cfg: EvalConfig, out: Path, progress: Callable[[int, int], None] | 
     done = set(store.existing())
     mine = [b for k, b in enumerate(batches) if k % world == rank]
     todo = [b for b in mine if not all(j[0] in done for j in b)]
+    log.info("process %d of %d: %d of %d batches to run (%d already done)", rank + 1, world, len(todo),
+             len(batches), len(mine) - len(todo))
     if rank == 0:
         for key, condition, item, prompt in unavailable:
             if key not in done:

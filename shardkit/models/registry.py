@@ -73,14 +73,18 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "float32"):
 
 
 @register("tiny-ltu", "CPU default: frozen YAMNet → 32 tokens → projector → SmolLM2-135M-Instruct (pip packages)",
-          {"projector": "safetensors file of a trained projector (default: the untrained, seeded one)"})
+          {"projector": "safetensors file of a trained projector (default: the untrained, seeded one)",
+           "ckpt": "`shardkit train` output (OUT, OUT/final or OUT/checkpoint-N): its projector and LoRA adapter"})
 def _tiny_ltu(opts, device, dtype):
     from pathlib import Path
 
     from shardkit.models.tiny_ltu import build_tiny_ltu
 
+    if "projector" in opts and "ckpt" in opts:
+        raise ShardkitError("tiny-ltu: give projector=... or ckpt=..., not both (a checkpoint holds its projector)")
     path = Path(opts["projector"]) if "projector" in opts else None
-    return build_tiny_ltu(projector_path=path, device=device, dtype=dtype)
+    ckpt = Path(opts["ckpt"]) if "ckpt" in opts else None
+    return build_tiny_ltu(projector_path=path, device=device, dtype=dtype, ckpt=ckpt)
 
 
 @register("ltu", "LTU: CAV-MAE → 32 tokens → LLaMA/Vicuna with LoRA, from ltu_ori_paper.bin and a local Vicuna folder",

@@ -61,8 +61,8 @@ def projector(width: int, hidden: int, seed: int) -> nn.Sequential:
 
 
 def build_tiny_ltu(cfg: TinyLtuConfig = TinyLtuConfig(), projector_path: Path | None = None,
-                   device: str = "cpu", dtype: torch.dtype = torch.float32):
-    """The tiny-ltu SpliceAdapter: frozen cached YAMNet front end, projector, SmolLM2."""
+                   device: str = "cpu", dtype: torch.dtype = torch.float32, ckpt: Path | None = None):
+    """The tiny-ltu SpliceAdapter: frozen cached YAMNet front end, projector, SmolLM2 (+ a trained checkpoint)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from shardkit.audio.cache import FeatureCache
@@ -76,6 +76,8 @@ def build_tiny_ltu(cfg: TinyLtuConfig = TinyLtuConfig(), projector_path: Path | 
     proj = projector(cfg.encoder_width, lm.config.hidden_size, cfg.projector_seed)
     if projector_path is not None:
         load_projector(proj, projector_path)
+    if ckpt is not None:
+        lm = load_checkpoint(lm, proj, ckpt)
     model = AudioLLM(nn.Identity(), proj, lm, tok, cfg.n_tokens, TEMPLATES["chatml"]).to(device, dtype).eval()
     yamnet = YamnetEncoder.load(n_tokens=cfg.n_tokens)
     return SpliceAdapter(model=model, featurize=yamnet.embed, feature_id=yamnet.id,
@@ -98,3 +100,20 @@ def load_projector(proj: nn.Module, path: Path) -> None:
             raise ShardkitError(f"{path}: tensor {k!r} has shape {tuple(state[k].shape)}, model expects "
                                 f"{tuple(v.shape)}")
     proj.load_state_dict({k: state[k] for k in own})
+
+
+def load_checkpoint(lm, proj: nn.Module, ckpt: Path):
+    """A `shardkit train` checkpoint (OUT, OUT/final or OUT/checkpoint-N): its projector, and its peft LoRA adapter
+    (adapter/) on `lm` when it has one. Returns the LM to use."""
+    ckpt = Path(ckpt)
+    if not (ckpt / "projector.safetensors").is_file() and (ckpt / "final" / "projector.safetensors").is_file():
+        ckpt = ckpt / "final"
+    if not (ckpt / "projector.safetensors").is_file():
+        raise ShardkitError(f"{ckpt}: no projector.safetensors here or in final/; pass a `shardkit train --out` "
+                            f"folder or one of its checkpoint-N folders")
+    load_projector(proj, ckpt / "projector.safetensors")
+    if (ckpt / "adapter" / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        lm = PeftModel.from_pretrained(lm, ckpt / "adapter")
+    return lm

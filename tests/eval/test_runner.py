@@ -83,10 +83,12 @@ def test_sigkill_then_rerun_resumes_to_identical_results(shard, reference, tmp_p
 def test_two_processes_equal_one(shard, reference, tmp_path):
     out = tmp_path / "run"
     accelerate = Path(sys.executable).with_name("accelerate")
-    cmd = [str(accelerate), "launch", "--num_processes", "2", "--cpu", "-m", "shardkit", "eval", "--shard",
-           str(shard[0]), "--out", str(out), *ARGS]
+    # `--cpu` would make accelerate 1.15 start ONE process; --multi_gpu starts two that join over gloo on CPU
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "-m", "shardkit", "-v", "eval",
+           "--shard", str(shard[0]), "--out", str(out), *ARGS]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "process 1 of 2" in r.stderr and "process 2 of 2" in r.stderr  # really two processes
     assert samples(out) == samples(reference)
     assert (out / "results.json").read_bytes() == (reference / "results.json").read_bytes()
 

@@ -1,0 +1,348 @@
+"""`shardkit train` on a tiny random LLaMA: config checks, bad data, logs, exact resume after SIGKILL, 2 processes.
+
+Run as a script (`python tests/train/test_trainer.py train ...`), this file is the CLI with the tiny model family
+registered, so subprocess and `accelerate launch` runs train the same tiny model as the in-process ones.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # `tests.models.tiny` when run as a script
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+from torch import nn  # noqa: E402
+
+from shardkit.errors import ShardkitError  # noqa: E402
+from shardkit.train.trainer import TrainConfig, load_config, newest_checkpoint, train  # noqa: E402
+from tests.models.tiny import MeanPoolEncoder, llama, tokenizer  # noqa: E402
+
+SR, SECONDS, FRAMES, D_IN, N_A = 16_000, 0.25, 8, 8, 4
+LABELS = {"dog": 300.0, "cat": 700.0, "bird": 1500.0, "siren": 3000.0}  # label -> tone (Hz)
+
+
+# ---------------------------------------------------------------- the tiny family and its data
+
+
+def featurize(wave: np.ndarray) -> np.ndarray:
+    """[n] at 16 kHz → [8 frames, 8 bands] log spectrum: enough for a tiny model to tell tones apart."""
+    x = np.zeros(int(SR * SECONDS), np.float32)
+    x[: min(len(x), len(wave))] = wave[: len(x)]
+    spec = np.abs(np.fft.rfft(x.reshape(FRAMES, -1), axis=1))[:, :248]  # [8, 248]
+    return np.log1p(spec.reshape(FRAMES, D_IN, -1).mean(-1)).astype(np.float32)  # [8, 8]
+
+
+def build_tiny(opts, device, dtype):
+    from shardkit.models.adapter import SpliceAdapter
+    from shardkit.models.audio_llm import AudioLLM
+    from shardkit.models.prompts import TEMPLATES
+
+    tok = tokenizer()
+    lm = llama(len(tok), hidden=32, layers=2, seed=0)
+    torch.manual_seed(1)
+    encoder = MeanPoolEncoder(D_IN, 16, N_A)
+    projector = nn.Sequential(nn.LayerNorm(16, elementwise_affine=False), nn.Linear(16, 32))
+    if os.environ.get("TINY_SLOW"):  # lets a test kill a run between checkpoints; numerics unchanged
+        lm.register_forward_pre_hook(lambda *_: time.sleep(float(os.environ["TINY_SLOW"])))
+    model = AudioLLM(encoder, projector, lm, tok, N_A, TEMPLATES["alpaca_short"]).to(device, dtype)
+    return SpliceAdapter(model, featurize, "tiny-test", window_seconds=SECONDS, device=device, dtype=dtype)
+
+
+def register_tiny() -> None:
+    from shardkit.models.registry import FAMILIES, register
+
+    if "tiny-test" not in FAMILIES:
+        register("tiny-test", "tests: random 2-layer LLaMA, mean-pool encoder, tone features")(build_tiny)
+
+
+def write_data(folder: Path, samples: list[dict]) -> Path:
+    """A make-data-shaped folder: meta.json listing one JSONL shard."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data-00000.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    (folder / "meta.json").write_text(json.dumps({"shards": [{"file": "data-00000.jsonl", "n": len(samples)}]}))
+    return folder
+
+
+def clips(folder: Path) -> dict[str, list[str]]:
+    """Two tones per label (different loudness), as WAV files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    t = np.arange(int(SR * SECONDS)) / SR
+    for label, hz in LABELS.items():
+        out[label] = []
+        for k, amp in enumerate((0.3, 0.6)):
+            path = folder / f"{label}-{k}.wav"
+            sf.write(path, amp * np.sin(2 * np.pi * hz * t), SR)
+            out[label].append(str(path))
+    return out
+
+
+def identity_samples(paths: dict[str, list[str]], n: int = 32) -> list[dict]:
+    questions = ("what is the sound <audio> ?", "<audio> what is it ?", "is this audio clip a dog ? <audio>")
+    rows = []
+    for k in range(n):
+        label = list(LABELS)[k % 4]
+        rows.append({"id": f"s{k}", "task": "identity", "placement": "prepended" if k % 5 == 4 else "interleaved",
+                     "messages": [{"role": "user", "content": questions[k % 3]},
+                                  {"role": "assistant", "content": label}],
+                     "audios": [paths[label][(k // 4) % 2]], "clip_ids": [f"{label}-{(k // 4) % 2}"]})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    register_tiny()
+    root = tmp_path_factory.mktemp("train-data")
+    return write_data(root / "data", identity_samples(clips(root / "clips")))
+
+
+def cfg(data: Path, **kw) -> TrainConfig:
+    base = {"model": "tiny-test", "data": str(data), "mode": "projector+lora", "lr": 1e-2, "max_steps": 6,
+            "batch_size": 4, "warmup_steps": 0, "log_every": 1, "save_every": 0, "max_length": 64}
+    return TrainConfig(**{**base, **kw})
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    out = {f"projector.{k}": v for k, v in load_file(folder / "projector.safetensors").items()}
+    if (folder / "adapter").is_dir():
+        out.update({f"lora.{k}": v for k, v in load_file(folder / "adapter" / "adapter_model.safetensors").items()})
+    if (folder / "encoder.safetensors").is_file():
+        out.update({f"encoder.{k}": v for k, v in load_file(folder / "encoder.safetensors").items()})
+    return out
+
+
+def assert_same(a: dict, b: dict, atol: float) -> None:
+    assert a.keys() == b.keys()
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst <= atol, f"largest difference {worst:.3g} > {atol}"
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, str(Path(__file__)), "train", *args]
+
+
+def cli_args(c: TrainConfig, out: Path) -> list[str]:
+    sets = [f"--set={k}={json.dumps(v) if not isinstance(v, tuple) else ','.join(v)}"
+            for k, v in vars(c).items() if k not in ("model", "data")]
+    return ["--model", c.model, "--data", c.data, "--out", str(out), "--cpu", *sets]
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_learning_rate_follows_the_mode():
+    assert TrainConfig(data="d", mode="projector").lr == 1e-3  # LTU's projector-only stage
+    assert TrainConfig(data="d").lr == 1e-4 and TrainConfig(data="d", lr=3e-4).lr == 3e-4
+
+
+def test_config_problems_are_reported_at_once(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: d\nwarmup_step: 3\nbatch_size: 0\nlora_r: eight\nmode: lora\n")
+    with pytest.raises(ShardkitError) as e:
+        load_config(path)
+    msg = str(e.value)
+    assert "\n" not in msg
+    for part in ("unknown key 'warmup_step' (did you mean 'warmup_steps'?)", "lora_r='eight': must be int",
+                 "batch_size=0: must be >= 1", "mode='lora': must be projector or projector+lora or"):
+        assert part in msg
+
+
+@pytest.mark.parametrize("overrides", [{}, {"mode": "projector", "max_steps": 5, "lora_targets": "q_proj,k_proj"},
+                                       {"lr": 1, "train_on_prompt": False, "dtype": "bfloat16"}])
+def test_config_round_trips_through_yaml(tmp_path, overrides):
+    c = load_config(None, {"data": "d", **overrides})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in vars(c).items()}))
+    again = load_config(path)
+    assert again == c and again.hash() == c.hash()
+    assert TrainConfig(**{**vars(c), "log_every": 99}).hash() == c.hash()  # run control is not the experiment
+
+
+def test_cli_reports_a_bad_key_before_loading_anything(tmp_path, capsys):
+    from shardkit.cli import main
+
+    t0 = time.perf_counter()
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "lr_warmup=3"]) == 2
+    assert "unknown key 'lr_warmup'" in capsys.readouterr().err
+    assert time.perf_counter() - t0 < 5 and not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_a_few_steps_lower_the_loss_and_write_logs(data, tmp_path):
+    out = tmp_path / "run"
+    summary = train(cfg(data, max_steps=16, save_every=8, lr=3e-2), out)
+    losses = summary["losses"]
+    assert len(losses) == 16 and np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.1
+    assert (losses[0], losses[-1]) == pytest.approx((3.5671, 3.3535), abs=1e-3)  # golden: tiny LLaMA, seed 0
+    rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 17))
+    assert set(rows[0]) == {"step", "epoch", "loss", "lr", "samples_per_s"} and rows[-1]["epoch"] == 1
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-8", "final", "log.jsonl", "loss.png", "setup.json"]
+    assert {p.name for p in (out / "checkpoint-8").iterdir()} == {
+        "adapter", "projector.safetensors", "optimizer.pt", "scheduler.pt", "rng-0.pt", "state.json"}
+    state = json.loads((out / "final" / "state.json").read_text())
+    assert state["step"] == 16 and state["config_hash"] == cfg(data, max_steps=16, save_every=8, lr=3e-2).hash()
+    setup = json.loads((out / "setup.json").read_text())
+    assert len(setup["trainable"]["adapted"]) == 4 and setup["plan"]["steps_per_epoch"] == 8
+
+
+@pytest.mark.parametrize("mode,files", [("projector", {"projector.safetensors"}),
+                                        ("encoder+projector+lora", {"projector.safetensors", "encoder.safetensors",
+                                                                    "adapter"})])
+def test_final_weights_hold_what_the_mode_trains(data, tmp_path, mode, files):
+    train(cfg(data, mode=mode, max_steps=2), tmp_path / "run")
+    assert {p.name for p in (tmp_path / "run" / "final").iterdir()} == files | {"state.json"}
+
+
+def test_an_existing_run_needs_resume_and_the_same_config(data, tmp_path):
+    out = tmp_path / "run"
+    train(cfg(data, save_every=3), out)
+    with pytest.raises(ShardkitError, match="already holds a finished run; pass --resume"):
+        train(cfg(data, save_every=3), out)
+    assert train(cfg(data, save_every=3), out, resume=True)["losses"] == []  # finished: nothing to do
+    (out / "final" / "state.json").unlink()
+    with pytest.raises(ShardkitError, match=r"cannot resume, .*lr: checkpoint 0\.01, now 0\.02; "):
+        train(cfg(data, save_every=3, lr=0.02), out, resume=True)
+
+
+def test_checkpoint_loads_back_onto_a_fresh_model(data, tmp_path):
+    """What `tiny-ltu:ckpt=OUT` does (tiny_ltu.load_checkpoint), on the tiny model: same logits as trained."""
+    from shardkit.models.tiny_ltu import load_checkpoint
+    from shardkit.train.lora import apply_mode
+
+    out = tmp_path / "run"
+    train(cfg(data, max_steps=3), out)
+    trained = build_tiny({}, "cpu", torch.float32).model
+    apply_mode(trained, "projector+lora")
+    from shardkit.train.trainer import load_weights
+
+    load_weights(trained, out / "final", "projector+lora")
+    fresh = build_tiny({}, "cpu", torch.float32).model
+    fresh.lm = load_checkpoint(fresh.lm, fresh.projector, out)
+    ids, mask = torch.tensor([[1, 5, 6, -1, -1, -1, -1, 7]]), torch.ones(1, 8, dtype=torch.long)
+    feats = torch.randn(1, N_A, 16)
+    logits = [m.eval()(ids, mask, torch.arange(8)[None], m.projector(feats)).logits for m in (trained, fresh)]
+    assert torch.allclose(logits[0], logits[1], atol=1e-6)
+    assert not torch.allclose(logits[0], build_tiny({}, "cpu", torch.float32).model.eval()(
+        ids, mask, torch.arange(8)[None], fresh.projector(feats)).logits, atol=1e-3)  # the adapter matters
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_marker_count_mismatch_is_an_error_before_training(data, tmp_path):
+    rows = identity_samples(clips(tmp_path / "c"), 8)
+    rows[5]["messages"][0]["content"] = "what is <audio> and <audio> ?"
+    with pytest.raises(ShardkitError, match=r"sample 5 \(id 's5'\): 2 <audio> marker\(s\) but 1 audio file"):
+        train(cfg(write_data(tmp_path / "d", rows)), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_truncation_through_audio_is_an_error(data, tmp_path):
+    with pytest.raises(ShardkitError, match=r"sample 0 .*would cut audio tokens; raise max_length"):
+        train(cfg(data, max_length=6), tmp_path / "run")
+
+
+def test_unreadable_clip_is_skipped_and_counted(tmp_path):
+    register_tiny()
+    rows = identity_samples(clips(tmp_path / "c"), 8)
+    rows[3]["audios"] = [str(tmp_path / "gone.wav")]
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not audio")
+    rows[6]["audios"] = [str(tmp_path / "broken.wav")]
+    summary = train(cfg(write_data(tmp_path / "d", rows), max_steps=1), tmp_path / "run")
+    assert summary["samples"] == 6 and summary["skipped"] == 2
+    bad = json.loads((tmp_path / "run" / "setup.json").read_text())["samples"]["unreadable_clips"]
+    assert set(bad) == {str(tmp_path / "gone.wav"), str(tmp_path / "broken.wav")}
+    assert "file not found" in bad[str(tmp_path / "gone.wav")]
+
+
+def test_empty_dataset_is_an_error(tmp_path):
+    register_tiny()
+    with pytest.raises(ShardkitError, match="the dataset has no samples; generate some with `shardkit make-data`"):
+        train(cfg(write_data(tmp_path / "d", [])), tmp_path / "run")
+    with pytest.raises(ShardkitError, match="data folder not found"):
+        train(cfg(tmp_path / "nowhere"), tmp_path / "run")
+
+
+def test_fewer_samples_than_a_global_batch_is_an_error(data, tmp_path):
+    with pytest.raises(ShardkitError, match=r"32 usable samples is fewer than one global batch of 64"):
+        train(cfg(data, batch_size=16, grad_accum=4), tmp_path / "run")
+
+
+# ---------------------------------------------------------------- exactness: resume, processes
+
+
+def test_resume_after_sigkill_reaches_the_same_weights(data, tmp_path):
+    c = cfg(data, max_steps=12, save_every=3, lora_dropout=0.1)  # dropout: the RNG state must resume too
+    train(c, tmp_path / "ref")
+    out = tmp_path / "run"
+    env = {**os.environ, "TINY_SLOW": "0.1"}
+    proc = subprocess.Popen(cli(*cli_args(c, out)), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while newest_checkpoint(out) is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    _, err = proc.communicate()
+    assert newest_checkpoint(out) is not None, err.decode()[-2000:]
+    assert not (out / "final").exists(), "the run finished before it could be killed"
+    r = subprocess.run(cli(*cli_args(c, out), "--resume"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert_same(weights(out / "final"), weights(tmp_path / "ref" / "final"), atol=1e-6)
+    logged = [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, 13))  # no step logged twice
+
+
+def test_two_processes_match_one(data, tmp_path):
+    one = cfg(data, max_steps=4, batch_size=4, grad_accum=2, lora_dropout=0.0)  # global batch 8
+    train(one, tmp_path / "one")
+    two = cfg(data, max_steps=4, batch_size=4, grad_accum=1, lora_dropout=0.0)  # 4 × 2 processes
+    # `accelerate launch --cpu --num_processes 2` starts ONE process unless MPI is set up (accelerate 1.15's
+    # simple launcher); --multi_gpu launches through torchrun, and `train --cpu` makes that gloo on the CPU.
+    accelerate = Path(sys.executable).with_name("accelerate")
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", str(Path(__file__)), "train",
+           *cli_args(two, tmp_path / "two")]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path / "two" / "final" / "state.json").read_text())["world_size"] == 2
+    assert_same(weights(tmp_path / "two" / "final"), weights(tmp_path / "one" / "final"), atol=1e-5)
+
+
+@pytest.mark.heavy
+def test_tiny_ltu_checkpoint_loads_through_the_registry(tmp_path):
+    """Stage 0 on the real CPU default for two steps, then `tiny-ltu:ckpt=OUT` gives the trained projector."""
+    from shardkit.models.registry import load_model
+    from shardkit.resources.samples import build_samples
+
+    manifest = build_samples(0)
+    rows = [json.loads(x) for x in manifest.read_text().splitlines()][:8]
+    samples = [{"id": r["id"], "placement": "prepended", "audios": [str(manifest.parent / r["path"])],
+                "messages": [{"role": "user", "content": "What is the source of the sound?"},
+                             {"role": "assistant", "content": r["id"].split("-")[1]}]} for r in rows]
+    c = TrainConfig(data=str(write_data(tmp_path / "d", samples)), mode="projector+lora", max_steps=2,
+                    batch_size=4, warmup_steps=0, save_every=0)
+    train(c, tmp_path / "run")
+    adapter = load_model(f"tiny-ltu:ckpt={tmp_path / 'run'}")
+    saved = load_file(tmp_path / "run" / "final" / "projector.safetensors")
+    assert all(torch.equal(adapter.model.projector.state_dict()[k], v) for k, v in saved.items())
+    assert type(adapter.model.lm).__name__ == "PeftModelForCausalLM"
+
+
+if __name__ == "__main__":
+    from shardkit.cli import main
+
+    register_tiny()
+    sys.exit(main(sys.argv[1:]))
