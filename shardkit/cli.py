@@ -2,6 +2,7 @@
 tables live here, not in the library. A ShardkitError becomes one line on stderr and exit status 2."""
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -14,19 +15,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a hub: models and da
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@contextlib.contextmanager
 def _progress(description: str):
-    """A rich progress bar usable as a `progress(done, total)` callback; a context manager."""
+    """A transient rich progress bar; yields the `progress(done, total)` callback the library functions take."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   transient=True)
-    task = bar.add_task(description, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    bar.update_cb = update
-    return bar
+    with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -36,9 +33,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     from shardkit.benchmark.build import BuildConfig, build
 
     cfg = BuildConfig(seed=args.seed, max_depth=args.max_depth, per_task=args.per_task, split=args.split)
-    with _progress("generating sample audio (first run only)") as bar:
+    with _progress("generating sample audio (first run only)") as progress:
         meta = build(args.out, cfg, manifest=args.manifest, audio_root=args.audio_root, senses_path=args.senses,
-                     progress=bar.update_cb)
+                     progress=progress)
     con = Console()
     table = Table(title=f"SHARD → {args.out}  ({meta['n_items']} items, {meta['n_clips']} clips, seed {cfg.seed})")
     for col in ("task", "items", "yes", "no", "hard neg", "random neg"):
@@ -134,8 +131,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                      batch_size=args.batch_size, seed=args.seed, position=args.marker, cue=not args.no_cue,
                      max_new_tokens=args.max_new_tokens, n_boot=args.n_boot, device=device, dtype=args.dtype)
     label = f"eval [{state.process_index + 1}/{state.num_processes}]" if state.num_processes > 1 else "eval"
-    with _progress(f"{label} batches") as bar:
-        results = run_eval(cfg, args.out, progress=bar.update_cb, rank=state.process_index,
+    with _progress(f"{label} batches") as progress:
+        results = run_eval(cfg, args.out, progress=progress, rank=state.process_index,
                            world=state.num_processes, barrier=state.wait_for_everyone)
     if results is not None:
         from rich.table import Table
@@ -177,10 +174,10 @@ def cmd_make_data(args: argparse.Namespace) -> int:
     if args.manifest is None:
         from shardkit.resources.samples import build_samples
 
-        with _progress("generating sample audio (first run only)") as bar:
-            build_samples(0, progress=bar.update_cb)
-    with _progress("writing samples") as bar:
-        meta = make_data(args.out, cfg, manifest=args.manifest, audio_root=args.audio_root, progress=bar.update_cb)
+        with _progress("generating sample audio (first run only)") as progress:
+            build_samples(0, progress=progress)
+    with _progress("writing samples") as progress:
+        meta = make_data(args.out, cfg, manifest=args.manifest, audio_root=args.audio_root, progress=progress)
     con = Console()
     clips, labels, ov = meta["clips"], meta["labels"], meta["overlap"]
     table = Table(title=f"instruction data → {args.out}  ({cfg.size} samples, {len(meta['shards'])} shards, "

@@ -65,6 +65,7 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
             }
     conditioned: dict = {}
     for cond in out_metrics:
+        # the text control asks no identity question: condition it on the last placement's identification
         ident = merged.get((cond, "identity")) or merged.get((cfg.placements[-1], "identity"))
         if not ident:
             continue

@@ -10,7 +10,7 @@ from shardkit.audio.cache import FeatureCache
 from shardkit.models.adapter import AudioRef, Request, SpliceAdapter
 from shardkit.models.audio_llm import AudioLLM
 from shardkit.models.prompts import TEMPLATES, Placement
-from tests.models.tiny import MeanPoolEncoder, llama, tokenizer
+from tests.models.tiny import MeanPoolEncoder, assert_batched_equals_alone, llama, tokenizer
 
 N_A = 4
 
@@ -55,17 +55,7 @@ def requests(refs):
 
 
 def test_batched_equals_one_by_one(adapter, clips):
-    reqs = requests(clips[0])
-    together = adapter.yes_no(reqs)
-    alone = [adapter.yes_no([r])[0] for r in reqs]
-    assert all(abs(x.value - y.value) < 1e-4 for x, y in zip(together, alone, strict=True))
-    gen = adapter.generate(reqs, max_new_tokens=4)
-    assert [g.value for g in gen] == [adapter.generate([r], max_new_tokens=4)[0].value for r in reqs]
-    cz = [Request(r.prompt, r.audio, r.placement, (" dog", " cat bird")) for r in reqs]
-    together = adapter.cloze(cz)
-    alone = [adapter.cloze([r])[0] for r in cz]
-    for x, y in zip(together, alone, strict=True):
-        assert np.allclose(x.value, y.value, atol=1e-4) and len(x.value) == 2
+    assert_batched_equals_alone(adapter, requests(clips[0]))
 
 
 def test_front_end_runs_once_per_clip(adapter, clips):

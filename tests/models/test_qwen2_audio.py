@@ -15,6 +15,7 @@ from shardkit.models.adapter import AudioRef, Request
 from shardkit.models.prompts import Placement
 from shardkit.models.qwen2_audio import Qwen2AudioAdapter, audio_tokens, load_qwen2_audio
 from shardkit.models.registry import load_model, parse_spec
+from tests.models.tiny import assert_batched_equals_alone
 
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
 WORDS = "system user assistant You are a helpful . Audio 1 2 : is the sound it dog cat bird or what ? yes no Yes No"
@@ -113,18 +114,7 @@ def mixed(refs) -> list[Request]:
 
 
 def test_batched_equals_one_by_one(adapter, clips):
-    reqs = mixed(clips[0])
-    together = adapter.yes_no(reqs)
-    alone = [adapter.yes_no([r])[0] for r in reqs]
-    assert all(x.error is None for x in together)
-    assert np.allclose([x.value for x in together], [y.value for y in alone], atol=1e-4, rtol=0)
-    gen = adapter.generate(reqs, max_new_tokens=4)
-    assert [g.value for g in gen] == [adapter.generate([r], max_new_tokens=4)[0].value for r in reqs]
-    cz = [Request(r.prompt, r.audio, r.placement, (" dog", " cat bird")) for r in reqs]
-    together = adapter.cloze(cz)
-    alone = [adapter.cloze([r])[0] for r in cz]
-    for x, y in zip(together, alone, strict=True):
-        assert len(x.value) == 2 and np.allclose(x.value, y.value, atol=1e-4, rtol=0)
+    assert_batched_equals_alone(adapter, mixed(clips[0]))
 
 
 def test_placement_is_live(adapter, clips):

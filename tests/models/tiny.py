@@ -48,3 +48,21 @@ class MeanPoolEncoder(nn.Module):
 
     def forward(self, x):
         return self.proj(self.pool(x.transpose(1, 2)).transpose(1, 2))
+
+
+def assert_batched_equals_alone(adapter, requests, atol: float = 1e-4) -> None:
+    """The request-level contract every adapter keeps: yes/no, generate and cloze give the same answers for a
+    batch as for each request alone."""
+    import numpy as np
+
+    from shardkit.models.adapter import Request
+
+    together = adapter.yes_no(requests)
+    alone = [adapter.yes_no([r])[0] for r in requests]
+    assert all(x.error is None for x in together)
+    assert np.allclose([x.value for x in together], [y.value for y in alone], atol=atol, rtol=0)
+    gen = adapter.generate(requests, max_new_tokens=4)
+    assert [g.value for g in gen] == [adapter.generate([r], max_new_tokens=4)[0].value for r in requests]
+    cz = [Request(r.prompt, r.audio, r.placement, (" dog", " cat bird")) for r in requests]
+    for x, y in zip(adapter.cloze(cz), [adapter.cloze([r])[0] for r in cz], strict=True):
+        assert len(x.value) == 2 and np.allclose(x.value, y.value, atol=atol, rtol=0)
