@@ -23,16 +23,18 @@ class Family:
     options: dict[str, str]  # key -> help
     required: tuple[str, ...]
     build: Callable[..., object]  # (options: dict, device: str, dtype: torch.dtype) -> adapter
+    tuned_key: str | None = None  # the option that loads a `shardkit train` output; None: not trainable here
 
 
 FAMILIES: dict[str, Family] = {}
 
 
-def register(name: str, description: str, options: dict[str, str] | None = None, required: tuple[str, ...] = ()):
+def register(name: str, description: str, options: dict[str, str] | None = None, required: tuple[str, ...] = (),
+             tuned_key: str | None = None):
     def wrap(fn):
         if name in FAMILIES:
             raise ValueError(f"model family {name!r} is already registered")
-        FAMILIES[name] = Family(name, description, options or {}, required, fn)
+        FAMILIES[name] = Family(name, description, options or {}, required, fn, tuned_key)
         return fn
     return wrap
 
@@ -72,9 +74,21 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "float32"):
     return fam.build(opts, device, DTYPES[dtype])
 
 
+def with_tuned(spec: str, folder: str) -> str:
+    """The spec of `spec`'s model with the weights of a `shardkit train` run in `folder` loaded on top."""
+    fam, opts = parse_spec(spec)
+    if fam.tuned_key is None:
+        raise ShardkitError(f"{fam.name} models cannot be tuned by shardkit (families that can: "
+                            f"{', '.join(n for n, f in FAMILIES.items() if f.tuned_key)})")
+    if fam.tuned_key in opts:
+        raise ShardkitError(f"--model {spec!r} already has {fam.tuned_key}=...: start from the base model")
+    return f"{spec}{',' if ':' in spec else ':'}{fam.tuned_key}={folder}"
+
+
 @register("tiny-ltu", "CPU default: frozen YAMNet → 32 tokens → projector → SmolLM2-135M-Instruct (pip packages)",
           {"projector": "safetensors file of a trained projector (default: the untrained, seeded one)",
-           "ckpt": "`shardkit train` output (OUT, OUT/final or OUT/checkpoint-N): its projector and LoRA adapter"})
+           "ckpt": "`shardkit train` output (OUT, OUT/final or OUT/checkpoint-N): its projector and LoRA adapter"},
+          tuned_key="ckpt")
 def _tiny_ltu(opts, device, dtype):
     from pathlib import Path
 
@@ -90,17 +104,22 @@ def _tiny_ltu(opts, device, dtype):
 @register("ltu", "LTU: CAV-MAE → 32 tokens → LLaMA/Vicuna with LoRA, from ltu_ori_paper.bin and a local Vicuna folder",
           {"ckpt": "LTU checkpoint (encoder + projector + LoRA), e.g. ltu_ori_paper.bin",
            "llm": "local Vicuna/LLaMA folder LTU was trained on (config.json, weights, tokenizer)",
-           "merge": "1 to merge LoRA into the base weights (faster inference, no further tuning)"},
-          required=("ckpt", "llm"))
+           "merge": "1 to merge LTU's LoRA into the base weights (faster; tuning then adds a fresh LoRA)",
+           "tuned": "`shardkit train` output started from this spec: its projector, encoder and LoRA on top"},
+          required=("ckpt", "llm"), tuned_key="tuned")
 def _ltu(opts, device, dtype):
     from pathlib import Path
 
     from shardkit.audio.features import ltu_fbank
     from shardkit.models.adapter import SpliceAdapter
     from shardkit.models.ltu import load_ltu
+    from shardkit.models.tuned import load_tuned
 
     model = load_ltu(Path(opts["ckpt"]), Path(opts["llm"]), device=device, dtype=dtype,
                      merge_lora=opts.get("merge") == "1")
+    if "tuned" in opts:
+        load_tuned(model, Path(opts["tuned"]))
+        model = model.to(device, dtype).eval()
     # fbank is cheap to recompute: no disk cache; encoder outputs are kept in memory per clip by the adapter
     return SpliceAdapter(model, ltu_fbank, "ltu-fbank", window_seconds=10.24, device=device, dtype=dtype)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from shardkit.errors import ShardkitError
 from shardkit.models.audio_llm import AudioLLM
 from shardkit.models.prompts import TEMPLATES
+from shardkit.models.tuned import load_state, load_tuned
 from shardkit.paths import cache_dir, package_dir
 
 log = logging.getLogger(__name__)
@@ -75,45 +75,12 @@ def build_tiny_ltu(cfg: TinyLtuConfig = TinyLtuConfig(), projector_path: Path | 
     tok.padding_side = "left"
     proj = projector(cfg.encoder_width, lm.config.hidden_size, cfg.projector_seed)
     if projector_path is not None:
-        load_projector(proj, projector_path)
+        load_state(proj, projector_path, "projector")
+    model = AudioLLM(nn.Identity(), proj, lm, tok, cfg.n_tokens, TEMPLATES["chatml"])
     if ckpt is not None:
-        lm = load_checkpoint(lm, proj, ckpt)
-    model = AudioLLM(nn.Identity(), proj, lm, tok, cfg.n_tokens, TEMPLATES["chatml"]).to(device, dtype).eval()
+        load_tuned(model, ckpt)
+    model = model.to(device, dtype).eval()
     yamnet = YamnetEncoder.load(n_tokens=cfg.n_tokens)
     return SpliceAdapter(model=model, featurize=yamnet.embed, feature_id=yamnet.id,
                          window_seconds=cfg.window_seconds, device=device, dtype=dtype,
                          cache=FeatureCache(cache_dir("features"), yamnet.id))
-
-
-def load_projector(proj: nn.Module, path: Path) -> None:
-    """Projector weights from a safetensors file; a missing key or wrong shape is a one-line error."""
-    from safetensors.torch import load_file
-
-    if not Path(path).is_file():
-        raise ShardkitError(f"{path}: projector checkpoint not found")
-    state = load_file(str(path))
-    own = proj.state_dict()
-    for k, v in own.items():
-        if k not in state:
-            raise ShardkitError(f"{path}: missing projector tensor {k!r}")
-        if state[k].shape != v.shape:
-            raise ShardkitError(f"{path}: tensor {k!r} has shape {tuple(state[k].shape)}, model expects "
-                                f"{tuple(v.shape)}")
-    proj.load_state_dict({k: state[k] for k in own})
-
-
-def load_checkpoint(lm, proj: nn.Module, ckpt: Path):
-    """A `shardkit train` checkpoint (OUT, OUT/final or OUT/checkpoint-N): its projector, and its peft LoRA adapter
-    (adapter/) on `lm` when it has one. Returns the LM to use."""
-    ckpt = Path(ckpt)
-    if not (ckpt / "projector.safetensors").is_file() and (ckpt / "final" / "projector.safetensors").is_file():
-        ckpt = ckpt / "final"
-    if not (ckpt / "projector.safetensors").is_file():
-        raise ShardkitError(f"{ckpt}: no projector.safetensors here or in final/; pass a `shardkit train --out` "
-                            f"folder or one of its checkpoint-N folders")
-    load_projector(proj, ckpt / "projector.safetensors")
-    if (ckpt / "adapter" / "adapter_config.json").is_file():
-        from peft import PeftModel
-
-        lm = PeftModel.from_pretrained(lm, ckpt / "adapter")
-    return lm

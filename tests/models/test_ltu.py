@@ -193,3 +193,29 @@ def test_real_wave_through_fbank_tower_and_splice(vicuna, tmp_path):
     assert not isinstance(merged.lm, PeftModel)
     assert torch.allclose(ask(merged, feats), score, atol=1e-4)
     np.testing.assert_array_equal(ltu_fbank(load_audio(path)), feats[0].numpy())  # deterministic front end
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_tuned_weights_load_back(vicuna, tmp_path, merge):
+    """What `ltu:...,tuned=OUT` does: a `shardkit train` output (projector + LoRA) on top of LTU, merged (fresh
+    LoRA) or not (LTU's own LoRA trained further), gives the tuned model's scores."""
+    from shardkit.models.tuned import load_tuned
+    from shardkit.train.lora import apply_mode
+    from shardkit.train.trainer import save_weights
+
+    ckpt = save(tmp_path, {k: v * 0.1 for k, v in ltu_state(TINY).items()})
+    feats = torch.randn(1, 1024, 128)
+    tuned = load_ltu(ckpt, vicuna, cfg=TINY, merge_lora=merge)
+    apply_mode(tuned, "projector+lora")
+    with torch.no_grad():
+        for p in tuned.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))  # stands in for training
+    (tmp_path / "out").mkdir()
+    save_weights(tuned, tmp_path / "out", "projector+lora")
+    fresh = load_ltu(ckpt, vicuna, cfg=TINY, merge_lora=merge)
+    before = ask(fresh.eval(), feats)
+    load_tuned(fresh, tmp_path / "out")
+    assert isinstance(fresh.lm, PeftModel)
+    assert torch.allclose(ask(fresh.eval(), feats), ask(tuned.eval(), feats), atol=1e-5)
+    assert not torch.allclose(before, ask(fresh, feats), atol=1e-4)

@@ -49,16 +49,17 @@ def test_audio_changes_the_answer(tiny, refs):
 
 
 def test_projector_checkpoint_round_trip(tiny, tmp_path):
-    from shardkit.models.tiny_ltu import load_projector, projector
+    from shardkit.models.tiny_ltu import projector
+    from shardkit.models.tuned import load_state
 
     state = {k: v + 1.0 for k, v in tiny.model.projector.state_dict().items()}
     save_file(state, tmp_path / "p.safetensors")
     p = projector(1024, tiny.model.lm.config.hidden_size, seed=0)
-    load_projector(p, tmp_path / "p.safetensors")
+    load_state(p, tmp_path / "p.safetensors", "projector")
     assert all(torch.equal(p.state_dict()[k], state[k]) for k in state)
     save_file({"1.weight": torch.zeros(3, 3), "1.bias": torch.zeros(3)}, tmp_path / "bad.safetensors")
     with pytest.raises(ShardkitError, match=r"tensor '1.weight' has shape \(3, 3\), model expects \(576, 1024\)"):
-        load_projector(p, tmp_path / "bad.safetensors")
+        load_state(p, tmp_path / "bad.safetensors", "projector")
 
 
 def test_ask_cli(refs):

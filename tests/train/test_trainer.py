@@ -219,8 +219,8 @@ def test_an_existing_run_needs_resume_and_the_same_config(data, tmp_path):
 
 
 def test_checkpoint_loads_back_onto_a_fresh_model(data, tmp_path):
-    """What `tiny-ltu:ckpt=OUT` does (tiny_ltu.load_checkpoint), on the tiny model: same logits as trained."""
-    from shardkit.models.tiny_ltu import load_checkpoint
+    """What `tiny-ltu:ckpt=OUT` and `ltu:...,tuned=OUT` do (models/tuned.py), on the tiny model: same logits."""
+    from shardkit.models.tuned import load_tuned
     from shardkit.train.lora import apply_mode
 
     out = tmp_path / "run"
@@ -231,7 +231,7 @@ def test_checkpoint_loads_back_onto_a_fresh_model(data, tmp_path):
 
     load_weights(trained, out / "final", "projector+lora")
     fresh = build_tiny({}, "cpu", torch.float32).model
-    fresh.lm = load_checkpoint(fresh.lm, fresh.projector, out)
+    load_tuned(fresh, out)
     ids, mask = torch.tensor([[1, 5, 6, -1, -1, -1, -1, 7]]), torch.ones(1, 8, dtype=torch.long)
     feats = torch.randn(1, N_A, 16)
     logits = [m.eval()(ids, mask, torch.arange(8)[None], m.projector(feats)).logits for m in (trained, fresh)]
