@@ -14,7 +14,8 @@ from shardkit.eval.report import fmt
 from shardkit.eval.results import arrays
 
 
-def _load(run: Path) -> tuple[dict, dict[tuple[str, str], list[dict]]]:
+def load_run(run: Path) -> tuple[dict, dict[tuple[str, str], list[dict]]]:
+    """results.json and the merged records of a finished `shardkit eval` run, by (condition, task)."""
     path = run / "results.json"
     if not path.is_file():
         raise ShardkitError(f"{run}: no results.json (is the run finished? rerun its `shardkit eval` to resume)")
@@ -26,32 +27,40 @@ def _load(run: Path) -> tuple[dict, dict[tuple[str, str], list[dict]]]:
     return results, merged
 
 
+def paired_test(rows_a: list[dict], rows_b: list[dict], task: str, cloze_a: bool, cloze_b: bool, n_boot: int = 1000,
+                seed: int = 0) -> dict | None:
+    """B against A on the items both hold (matched by item id): paired bootstrap differences and McNemar, or None
+    when they share no item. Holm correction is left to the caller, who knows the family."""
+    by_id_b = {r["item_id"]: r for r in rows_b}
+    rows_a = [r for r in rows_a if r["item_id"] in by_id_b]
+    if not rows_a:
+        return None
+    rows_b = [by_id_b[r["item_id"]] for r in rows_a]
+    clips = {c: i for i, c in enumerate(sorted({r["clip_id"] for r in rows_a}))}
+    r = metrics.compare(arrays(rows_a, clips, cloze_a), arrays(rows_b, clips, cloze_b), task, n_boot=n_boot,
+                        seed=seed)
+    return {"task": task, "n": r["n"], "n_error": r["n_error"],
+            "diffs": {k: {"value": v["diff"], "ci": v["ci"], "higher_is_better": v["higher_is_better"]}
+                      for k, v in r.items() if isinstance(v, dict) and "diff" in v}, "mcnemar": r["mcnemar"]}
+
+
 def compare_runs(run_a: Path, run_b: Path, n_boot: int = 1000, seed: int = 0) -> str:
     """Markdown table of paired tests between two finished runs; also written to RUN_B/compare_<A>.json."""
-    ra, ma = _load(Path(run_a))
-    rb, mb = _load(Path(run_b))
+    ra, ma = load_run(Path(run_a))
+    rb, mb = load_run(Path(run_b))
     if ra["shard_sha256"] != rb["shard_sha256"]:
         raise ShardkitError(f"{run_a} and {run_b} were evaluated on different SHARD builds: items cannot be paired")
-    cloze = {r["config"]["scoring"] == "cloze" for r in (ra, rb)}
+    cloze = [r["config"]["scoring"] == "cloze" for r in (ra, rb)]
     tests = []
     for key in sorted(set(ma) & set(mb)):
-        by_id_b = {r["item_id"]: r for r in mb[key]}
-        rows_a = [r for r in ma[key] if r["item_id"] in by_id_b]
-        rows_b = [by_id_b[r["item_id"]] for r in rows_a]
-        if not rows_a:
-            continue
-        clips = {c: i for i, c in enumerate(sorted({r["clip_id"] for r in rows_a}))}
-        da = arrays(rows_a, clips, ra["config"]["scoring"] == "cloze")
-        db = arrays(rows_b, clips, rb["config"]["scoring"] == "cloze")
-        r = metrics.compare(da, db, key[1], n_boot=n_boot, seed=seed)
-        tests.append({"condition": key[0], "task": key[1], "n": r["n"], "n_error": r["n_error"],
-                      "diffs": {k: {"value": v["diff"], "ci": v["ci"]} for k, v in r.items()
-                                if isinstance(v, dict) and "diff" in v}, "mcnemar": r["mcnemar"]})
+        t = paired_test(ma[key], mb[key], key[1], *cloze, n_boot=n_boot, seed=seed)
+        if t is not None:
+            tests.append({"condition": key[0], **t})
     if not tests:
         raise ShardkitError(f"{run_a} and {run_b} share no condition × task with common items")
     metrics.apply_holm(tests)
     (Path(run_b) / f"compare_{Path(run_a).name}.json").write_text(json.dumps(tests, indent=2) + "\n")
-    lines = [f"# {run_b} (B) vs {run_a} (A){' — mixed scoring kinds!' if len(cloze) > 1 else ''}", "",
+    lines = [f"# {run_b} (B) vs {run_a} (A){' — mixed scoring kinds!' if len(set(cloze)) > 1 else ''}", "",
              "| condition | task | n | ΔF1 [CI] | Δaccuracy [CI] | McNemar p | Holm p | right→wrong | wrong→right |",
              "|---|---|---|---|---|---|---|---|---|"]
     for t in tests:

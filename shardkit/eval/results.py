@@ -66,7 +66,7 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
     conditioned: dict = {}
     for cond in out_metrics:
         # the text control asks no identity question: condition it on the last placement's identification
-        ident = merged.get((cond, "identity")) or merged.get((cfg.placements[-1], "identity"))
+        ident = merged.get((cond, "identity")) or (cfg.placements and merged.get((cfg.placements[-1], "identity")))
         if not ident:
             continue
         by_clip = {clip_index[r["clip_id"]]: bool(r["correct"]) for r in ident if r["error"] is None}

@@ -48,8 +48,10 @@ class EvalConfig:
 
     def __post_init__(self):
         problems = []
-        if not self.placements or set(self.placements) - set(PLACEMENTS):
+        if set(self.placements) - set(PLACEMENTS):
             problems.append(f"placements must be among {', '.join(PLACEMENTS)}, got {','.join(self.placements)}")
+        if not self.placements and not self.control:
+            problems.append("nothing to evaluate: give one or more placements, or the text control")
         if not self.tasks or set(self.tasks) - set(TASKS):
             problems.append(f"tasks must be among {', '.join(TASKS)}, got {','.join(self.tasks)}")
         if self.scoring not in SCORINGS:
