@@ -23,7 +23,7 @@ $(VENV)/.installed: requirements.txt requirements-resources.txt constraints.txt 
 
 demo: install
 	$(BIN)/shardkit doctor
-	$(BIN)/shardkit build --out runs/demo/shard
+	$(BIN)/shardkit study --preset cpu-demo --out runs/demo
 
 test: install
 	$(BIN)/ruff check .

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from shardkit import __version__
@@ -250,6 +251,66 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from shardkit.eval.report import fmt
+    from shardkit.study.preset import load_preset, parse_sets
+    from shardkit.study.runner import is_done, run_study
+    from shardkit.study.stages import plan_study
+
+    overrides = parse_sets(args.set)
+    for key in ("device", "dtype"):
+        if getattr(args, key):
+            overrides[key] = getattr(args, key)
+    cfg = load_preset(args.preset, overrides)
+    con = Console()
+    if args.plan:
+        table = Table(title=f"study {cfg.name} → {args.out}")
+        for col in ("#", "kind", "name", "stage folder (RUN/stages/)", "status"):
+            table.add_column(col)
+        for n, st in enumerate(plan_study(cfg).stages.values(), 1):
+            table.add_row(str(n), st.kind, st.name, st.id,
+                          "[green]done[/green]" if is_done(args.out, st.id) else "to run")
+        con.print(table)
+        return 0
+    state = PartialState(cpu=cfg.device == "cpu")
+    main_process = state.is_main_process
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[extra]}"), transient=True, disable=not main_process)
+    tasks: dict[str, object] = {}
+
+    def update(stage, done: int, total: int, extra: str) -> None:
+        if stage.id not in tasks:
+            for t in tasks.values():
+                bar.remove_task(t)
+            tasks.clear()
+            tasks[stage.id] = bar.add_task(f"{stage.kind} {stage.name}", total=None, extra="")
+        bar.update(tasks[stage.id], completed=done, total=total, extra=extra)
+
+    with bar:
+        study = run_study(cfg, args.out, progress=update, announce=bar.console.print, rank=state.process_index,
+                          world=state.num_processes, barrier=state.wait_for_everyone)
+    if study is None:
+        return 0
+    table = Table(title=f"{cfg.name}: {cfg.model} ({study['scoring']}; 95% clip-bootstrap CIs, %)")
+    for col in ("row", "synonym F1", "hypernym F1", "identity (embedding)", "identity (string)"):
+        table.add_column(col, justify="left" if col == "row" else "right")
+    for row in study["rows"]:
+        m = row["metrics"]
+        table.add_row(row["name"], fmt((m.get("synonym") or {}).get("f1")), fmt((m.get("hypernym") or {}).get("f1")),
+                      fmt((m.get("identity") or {}).get("identity_accuracy_embedding")),
+                      fmt((m.get("identity") or {}).get("identity_accuracy")))
+    con.print(table)
+    ran = [s for s in study["stages"] if not s["cached"]]
+    con.print(f"{len(ran)} stages run, {len(study['stages']) - len(ran)} cached; {study['seconds'] / 60:.1f} min. "
+              f"Wrote {args.out}/report.md, study.json, plots/")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shardkit", description=(
         "SHARD: does an audio-LLM's reasoning reach the audio? Build the benchmark, check resources."))
@@ -380,6 +441,24 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other TrainConfig key, e.g. --set warmup_steps=20 --set lora_r=16")
     t.set_defaults(func=cmd_train)
+
+    from shardkit.study.preset import preset_names
+
+    st = sub.add_parser("study", help="the paper's study: original, zero-shot, FT-Small, FT-Large and ablations",
+                        description="Run a study preset end to end: build SHARD, make instruction data, tune, "
+                                    "evaluate every condition and ablation, and write RUN/report.md, study.json and "
+                                    "plots/. Every stage is cached under RUN/stages/ by the hash of its config: rerun "
+                                    "the same command to resume; change one key and only what depends on it reruns. "
+                                    f"Shipped presets: {', '.join(preset_names())} (shardkit/study/presets/).",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    st.add_argument("--preset", required=True, metavar="NAME|FILE", help="shipped preset name or a YAML file")
+    st.add_argument("--out", type=Path, required=True, metavar="RUN", help="study folder (resumed if it exists)")
+    st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a preset key, e.g. --set tuning.large=2560 --set ablations.lora_rank=[4,16]")
+    st.add_argument("--device", help="cpu or cuda[:N] (default: the preset's)")
+    st.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: the preset's")
+    st.add_argument("--plan", action="store_true", help="list the stages and which are done; run nothing")
+    st.set_defaults(func=cmd_study)
     return p
 
 
@@ -388,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # our own bars and spinners report progress
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)  # peft → HF
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     try:
         return args.func(args)

@@ -1,0 +1,1 @@
+"""The study: the paper's conditions and ablations, run and reported."""

@@ -1,0 +1,222 @@
+"""Study presets: one YAML file names the model, SHARD, the tunings, scoring and the ablations.
+
+A preset is data only. Its sections are the options of the commands a study composes (`build`, `make-data`,
+`train`, `eval`), so each is validated by the very dataclass that command uses, and every problem in the file is
+reported at once, before anything heavy runs. A user preset may start from a shipped one with `base: NAME` and
+override a few keys; `--set section.key=value` does the same from the command line.
+"""
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shardkit.errors import ShardkitError
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+CONDITIONS = {"original": "original", "zero-shot": "zero-shot interleaved", "ft-small": "FT-Small",
+              "ft-large": "FT-Large"}  # key -> the name the report uses
+PAPER_SIZES = {"small": 40_000, "large": 1_000_000}  # the seed paper's FT-Small and FT-Large
+SET_BY_STUDY = {"train": ("model", "data"), "eval": ("model", "shard", "placements", "control", "device", "dtype"),
+                "data": ("size",)}
+
+
+@dataclass(frozen=True)
+class Ablations:
+    condition: str = "ft-small"  # the condition whose model and prompt the ablations vary (the paper's recommended one)
+    position: tuple[str, ...] = ()  # marker positions besides the eval's own (start, middle, end)
+    cue: bool = False  # also ask without naming the modality ("the sound" instead of "the sound in this audio clip")
+    replay: tuple[float, ...] = ()  # replay shares to tune with instead of the tuning mix's (0.0: no replay)
+    lora_rank: tuple[int, ...] = ()  # LoRA ranks besides the tuning's, alpha = 2 × rank as LTU's 8/16
+    control: tuple[str, ...] = ()  # conditions whose model is also asked with the label in words, no audio
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    model: str  # registry spec of the base model (`shardkit models`)
+    description: str = ""
+    device: str = "cpu"
+    dtype: str = "float32"  # bfloat16 on a GPU
+    seed: int = 0  # instruction data, tuning and bootstrap; SHARD has its own in shard.seed
+    note: str = ""  # why this preset's scale differs from the paper's, for the report
+    shard: dict = field(default_factory=dict)  # `shardkit build` options (+ manifest, audio_root)
+    eval: dict = field(default_factory=dict)  # `shardkit eval` options shared by every condition
+    stage0: dict | None = None  # {data, train}: align the projector first; None when the model already hears
+    tuning: dict = field(default_factory=dict)  # {small, large, data, train}: FT-Small and FT-Large
+    ablations: Ablations = Ablations()
+
+    @property
+    def small(self) -> int:
+        return self.tuning["small"]
+
+    @property
+    def large(self) -> int:
+        return self.tuning["large"]
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def _read(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
+    """The YAML mapping of a preset name or file, with its `base:` chain merged underneath."""
+    import yaml
+
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = PRESETS_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            close = difflib.get_close_matches(str(name_or_path), preset_names(), n=1)
+            raise ShardkitError(f"no preset {name_or_path!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                                + f" (shipped: {', '.join(preset_names())}; or give a .yaml path)")
+    if not path.is_file():
+        raise ShardkitError(f"{path}: preset file not found")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ShardkitError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+    if not isinstance(values, dict):
+        raise ShardkitError(f"{path}: a preset is a mapping of sections to values")
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    if str(base) in seen:
+        raise ShardkitError(f"{path}: base chain loops through {base!r}")
+    return merge(_read(str(base), (*seen, str(base))), values)
+
+
+def merge(under: dict, over: dict) -> dict:
+    """`over` on top of `under`, recursively for mappings (a list or scalar replaces)."""
+    out = dict(under)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_sets(pairs: list[str]) -> dict:
+    """`--set a.b=value` pairs as a nested mapping; values are YAML (numbers, lists, null)."""
+    import yaml
+
+    out: dict = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise ShardkitError(f"--set {pair!r}: expected section.key=value, e.g. tuning.large=2560")
+        *parents, leaf = key.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value) if value else ""
+    return out
+
+
+def load_preset(name_or_path: str, overrides: dict | None = None) -> StudyConfig:
+    """A validated StudyConfig: shipped preset or file, `base:` chain, then overrides; every problem at once."""
+    values = merge(_read(name_or_path), overrides or {})
+    problems = validate(values)
+    if problems:
+        raise ShardkitError(f"preset {name_or_path}: " + "; ".join(problems))
+    ab = values.get("ablations") or {}
+    ablations = Ablations(**{k: tuple(v) if isinstance(v, list) else v for k, v in ab.items()})
+    return StudyConfig(**{**values, "ablations": ablations})
+
+
+def _unknown(where: str, keys, known) -> list[str]:
+    out = []
+    for k in keys:
+        if k not in known:
+            close = difflib.get_close_matches(str(k), list(known), n=1, cutoff=0.5)
+            out.append(f"unknown key {where}{k}" + (f" (did you mean {close[0]!r}?)" if close else
+                                                      f" (known: {', '.join(known)})"))
+    return out
+
+
+def _check(problems: list[str], where: str, make) -> None:
+    """Run a constructor; its ShardkitError becomes a problem prefixed with the section."""
+    try:
+        make()
+    except ShardkitError as e:
+        problems.append(f"{where}: {e}")
+    except TypeError as e:  # an unknown field slipped past: name it
+        problems.append(f"{where}: {e}")
+
+
+def validate(values: dict) -> list[str]:
+    """Every problem of a preset mapping, each naming the key, the value and what is allowed."""
+    from shardkit.benchmark.build import BuildConfig
+    from shardkit.eval.runner import EvalConfig
+    from shardkit.models.registry import parse_spec
+    from shardkit.train.data import DataConfig
+    from shardkit.train.trainer import load_config
+
+    known = [f for f in StudyConfig.__dataclass_fields__]
+    problems = _unknown("", values, known)
+    if not values.get("name"):
+        problems.append("name: a preset needs a name")
+    if not values.get("model"):
+        problems.append("model: give the base model spec, e.g. --set model=ltu:ckpt=PATH,llm=DIR")
+    else:
+        _check(problems, "model", lambda: parse_spec(str(values["model"])))
+    if values.get("device", "cpu") != "cpu" and not str(values.get("device")).startswith("cuda"):
+        problems.append(f"device={values['device']!r}: must be cpu or cuda[:N]")
+
+    shard = dict(values.get("shard") or {})
+    for k in ("manifest", "audio_root"):
+        shard.pop(k, None)
+    _check(problems, "shard", lambda: BuildConfig(**shard))
+
+    ev = values.get("eval") or {}
+    problems += [f"eval.{k}: set by the study, not the preset" for k in ev if k in SET_BY_STUDY["eval"]]
+    _check(problems, "eval", lambda: EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ev.items()
+                                                   if k not in SET_BY_STUDY["eval"]}))
+
+    def stage(section: str, sub: dict, extra: tuple[str, ...]) -> None:
+        problems.extend(_unknown(f"{section}.", sub, ["data", "train", *extra]))
+        data = {k: v for k, v in (sub.get("data") or {}).items() if k not in ("manifest", "audio_root")}
+        if "size" in data and section == "tuning":
+            problems.append("tuning.data.size: set tuning.small and tuning.large instead")
+        _check(problems, f"{section}.data", lambda: DataConfig.from_dict({**data, "size": data.get("size", 1)}))
+        tr = sub.get("train") or {}
+        problems.extend(f"{section}.train.{k}: set by the study, not the preset" for k in SET_BY_STUDY["train"]
+                        if k in tr)
+        _check(problems, f"{section}.train", lambda: load_config(overrides={
+            **{k: v for k, v in tr.items() if k not in SET_BY_STUDY["train"]}, "model": "x", "data": "x"}))
+
+    if values.get("stage0") is not None:
+        if not isinstance(values["stage0"], dict):
+            problems.append("stage0: a mapping with data and train, or null")
+        else:
+            stage("stage0", values["stage0"], ())
+    tuning = values.get("tuning") or {}
+    stage("tuning", tuning, ("small", "large"))
+    small, large = tuning.get("small"), tuning.get("large")
+    if not (isinstance(small, int) and isinstance(large, int) and 0 < small <= large):
+        problems.append(f"tuning.small={small!r}, tuning.large={large!r}: sample counts with 0 < small <= large")
+
+    ab = values.get("ablations") or {}
+    problems += _unknown("ablations.", ab, Ablations.__dataclass_fields__)
+    if ab.get("condition", "ft-small") not in CONDITIONS:
+        problems.append(f"ablations.condition={ab['condition']!r}: must be one of {', '.join(CONDITIONS)}")
+    for c in ab.get("control") or ():
+        if c not in CONDITIONS:
+            problems.append(f"ablations.control: {c!r} is not one of {', '.join(CONDITIONS)}")
+    for p in ab.get("position") or ():
+        if p not in ("start", "middle", "end"):
+            problems.append(f"ablations.position: {p!r} is not start, middle or end")
+    for r in ab.get("lora_rank") or ():
+        if not isinstance(r, int) or r < 1:
+            problems.append(f"ablations.lora_rank: {r!r} is not a positive integer")
+    for s in ab.get("replay") or ():
+        if not isinstance(s, int | float) or not 0 <= s < 1:
+            problems.append(f"ablations.replay: {s!r} is not a share in [0, 1)")
+    cond = ab.get("condition", "ft-small")
+    if cond == "original" and (ab.get("position") or ab.get("cue")):
+        problems.append("ablations.condition=original prepends the audio: position and cue ablations need an "
+                        "interleaved condition")
+    if cond in ("original", "zero-shot") and (ab.get("replay") or ab.get("lora_rank")):
+        problems.append(f"ablations.condition={cond}: replay and lora_rank retrain a tuning, so the condition must "
+                        "be ft-small or ft-large")
+    for k in ("position", "replay", "lora_rank", "control"):
+        if k in ab and not isinstance(ab[k], list):
+            problems.append(f"ablations.{k}: must be a list, got {ab[k]!r}")
+    return problems

@@ -1,0 +1,291 @@
+"""The study's human side: one `report.md` and four plots from the dict the study runner assembles.
+
+A researcher reads it top to bottom: what ran and at what scale, the paper's table, the seed paper's figures beside
+ours, the paired tests, then plots and timings. Nothing is computed here that `study` does not hold, except drawing
+(the precision–recall curves need every item's score, which `study` carries).
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from shardkit.eval.report import fmt
+from shardkit.eval.store import atomic_write
+
+log = logging.getLogger(__name__)
+
+YESNO = ("synonym", "hypernym")
+# (task, metric key, column heading) for the paper's table; embedding identity first, as LTU reports it
+COLUMNS = [(t, k, f"{t} {h}") for t in YESNO for k, h in (("precision", "P"), ("recall", "R"), ("f1", "F1"))] + [
+    ("identity", "identity_accuracy_embedding", "identity (embedding)"),
+    ("identity", "identity_accuracy", "identity (string)"),
+]
+BARS = [("synonym", "f1", "synonym F1"), ("hypernym", "f1", "hypernym F1"),
+        ("identity", "identity_accuracy_embedding", "identity\n(embedding)"),
+        ("identity", "identity_accuracy", "identity\n(string)")]
+ABLATION_MARKERS = ("s", "^", "D", "v", "P", "X", "<", ">")
+
+
+def _metric(row: dict, task: str, key: str) -> dict | None:
+    m = ((row.get("metrics") or {}).get(task) or {}).get(key)
+    return m if m and m.get("value") is not None else None
+
+
+def _diff(m: dict | None) -> str:
+    """A paired difference in points, signed so a reader sees the direction at once."""
+    s = fmt(m)
+    return s if s == "–" or s.startswith("-") else "+" + s
+
+
+def _p(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3g}"
+
+
+def _count(n: int) -> str:
+    for div, suffix in ((1_000_000, "M"), (1_000, "K")):
+        if n >= div and n % div == 0:
+            return f"{n // div}{suffix}"
+    return f"{n:,}"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _scale(sc: dict) -> str:
+    small, large, ps, pl = sc["small"], sc["large"], sc["paper_small"], sc["paper_large"]
+    ratio = f"{large / small:.3g}×" if small else "–"
+    text = (f"**Scale.** FT-Small tunes on {_count(small)} samples against the paper's {_count(ps)}, FT-Large on "
+            f"{_count(large)} against its {_count(pl)}: FT-Large sees {ratio} FT-Small's data "
+            f"(the paper: {pl / ps:.3g}×). ")
+    if small == ps and large == pl:
+        text += "This is the paper's scale. "
+    steps = ", ".join(f"{k} {v:,}" for k, v in sc["steps"].items())
+    text += (f"Optimizer steps per tuning: {steps}; learning rate {sc['lr']:g}; "
+             f"LoRA r = {sc['lora_r']}, alpha = {sc['lora_alpha']}.")
+    return text + (f" {sc['note'].strip()}" if (sc.get("note") or "").strip() else "")
+
+
+def _metrics_table(rows: list[dict], extra: bool) -> list[str]:
+    """The paper's layout; `extra` adds what an ablation or control changes and what it is compared with."""
+    head = ["condition"] + (["base", "varies"] if extra else []) + [h for _, _, h in COLUMNS]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [_cell(r["name"])] + ([_cell(r.get("base") or "–"), _cell(r.get("description") or "")] if extra else [])
+        cells += [fmt(_metric(r, t, k)) for t, k, _ in COLUMNS]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _tests_table(tests: list[dict], forgetting: bool = False) -> list[str]:
+    if forgetting:
+        head = "| task | A → B | Δidentity (string) [CI] | Δidentity (embedding) [CI] |"
+    else:
+        head = "| task | A → B | ΔF1 (yes/no) or Δidentity (embedding) [CI] |"
+    out = [head + " McNemar p | Holm p | right→wrong | wrong→right |", "|" + "---|" * (head.count("|") + 3)]
+    for t in tests:
+        d, m = t.get("diffs") or {}, t.get("mcnemar") or {}
+        if forgetting:
+            deltas = f"{_diff(d.get('identity_accuracy'))} | {_diff(d.get('identity_accuracy_embedding'))}"
+        else:
+            deltas = _diff(d.get("f1") or d.get("identity_accuracy_embedding"))
+        out.append(f"| {t['task']} | {_cell(t['a'])} → {_cell(t['b'])} | {deltas} | {_p(m.get('p'))} | "
+                   f"{_p(m.get('p_holm'))} | {m.get('right_to_wrong', '–')} | {m.get('wrong_to_right', '–')} |")
+    return out
+
+
+def _reference_table(reference: list[dict]) -> list[str]:
+    out = ["| what | seed paper (reference figure, not reproduced) | this run |", "|---|---|---|"]
+    for r in reference:
+        if "ours_text" in r:
+            ours = r["ours_text"] or "–"
+        else:
+            ours = _diff(r.get("ours"))
+            ours += f" {r['unit']}" if ours != "–" and r.get("unit") else ""
+        out.append(f"| {_cell(r['what'])} | {_cell(r['paper'])} | {_cell(ours)} |")
+    return out
+
+
+HOW_TO_READ = (
+    "**How to read this.** Figures are percentages with 95% confidence intervals from a clip-clustered bootstrap "
+    "(items of one clip are resampled together). Differences are B − A in percentage points. McNemar's test is "
+    "exact, on per-item correctness of the same items under A and B; Holm's correction runs within each table. "
+    "Identity (embedding) is LTU's convention: the answer's top-1 among the 527 AudioSet labels by MiniLM sentence "
+    "embedding, accepted when it is the gold class, a class below it, or another label of the clip; identity "
+    "(string) accepts a whole-word mention of any alias of the gold label. right→wrong and "
+    "wrong→right count items that changed.")
+
+
+def write_report(out: Path, study: dict) -> None:
+    """Write `out/report.md` and `out/plots/*.png`; plots first, so a finished report.md means a finished report."""
+    plots = out / "plots"
+    try:
+        _plots(plots, study)
+    except Exception as e:  # a plotting failure must not lose a finished study
+        log.warning("study plots failed: %s", e)
+    sh, rows, tests = study["shard"], study["rows"], study.get("tests") or {}
+    lines = [f"# SHARD study: {study['name']}", "", study.get("description", "").strip(), "",
+             f"```\n{study['command']}\n```", "",
+             f"Model `{study['model']}` on `{study['device']}` in `{study['dtype']}`, scoring `{study['scoring']}`; "
+             f"SHARD sha256 `{sh['sha256'][:16]}…`, {sh['n_items']:,} items over {sh['n_clips']:,} clips"
+             + (f"; evaluated on the first {sh['limit']} items of each task only." if sh.get("limit") else "."), "",
+             _scale(study["scale"]), "", "## The paper's table", ""]
+    lines += _metrics_table([r for r in rows if r["group"] == "condition"], extra=False) + [""]
+    others = [r for r in rows if r["group"] != "condition"]
+    if others:
+        lines += ["## Ablations and controls", ""] + _metrics_table(others, extra=True) + [""]
+    if study.get("reference"):
+        lines += ["## Seed paper vs this run", "", "The seed paper's column repeats its published figures "
+                  "for comparison; they were not reproduced here.", ""]
+        lines += _reference_table(study["reference"]) + [""]
+    for key, title, forgetting in (("adjacent", "Paired tests between adjacent conditions", False),
+                                   ("forgetting", "Forgetting: identity against the original", True),
+                                   ("ablations", "Ablations vs their base", False)):
+        if tests.get(key):
+            lines += [f"## {title} (Holm-corrected within this table)", ""]
+            lines += _tests_table(tests[key], forgetting) + [""]
+    lines += [HOW_TO_READ, "", "## Plots", "",
+              "![bars](plots/bars.png)", "", "*Each row's headline metrics with 95% CIs; conditions left, "
+              "ablations and controls right.*", "",
+              "![trade-off](plots/tradeoff.png)", "", "*Labelling (identity, embedding) against reasoning (mean of "
+              "synonym and hypernym F1). The vertical bar spans the means of the two F1 CIs' lower and upper "
+              "bounds, not a CI of the mean; arrows follow the conditions in order.*", "",
+              "![precision-recall](plots/pr.png)", "", "*Precision–recall from the yes-vs-no log-odds of each "
+              "item; markers are the operating points of the parsed answers.*", ""]
+    if study.get("losses"):
+        lines += ["![training loss](plots/loss.png)", "", "*Training loss against samples seen (step × global "
+                  "batch), one line per tuning.*", ""]
+    lines += ["## Stages", "", "Each stage lives in `stages/<id>/`; seconds are those of the run that made it.", "",
+              "| stage | kind | id | seconds | cached |", "|---|---|---|---|---|"]
+    stages = study.get("stages") or []
+    for s in stages:
+        secs = "–" if s.get("seconds") is None else f"{s['seconds']:.1f}"
+        lines.append(f"| {_cell(s.get('name', ''))} | {s['kind']} | `{s['id']}` | {secs} | "
+                     f"{'yes' if s.get('cached') else 'no'} |")
+    total = sum(s.get("seconds") or 0 for s in stages)
+    lines += ["", f"All stages together: {total / 60:.1f} min. Wall time of this invocation: {study['seconds']:.1f} s "
+              f"({study['seconds'] / 60:.1f} min).", ""]
+    atomic_write(out / "report.md", "\n".join(lines))
+
+
+def pr_curve(gold: list, score: list) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) at each cut of the scores, highest first; unscored items (None) are dropped."""
+    keep = [(bool(g), float(s)) for g, s in zip(gold, score, strict=True) if s is not None]
+    if not keep:
+        return np.zeros(0), np.zeros(0)
+    g, s = np.array([k[0] for k in keep]), np.array([k[1] for k in keep])
+    tp = np.cumsum(g[np.argsort(-s, kind="stable")])
+    return tp / max(1, g.sum()), tp / np.arange(1, len(tp) + 1)
+
+
+def _pct(m: dict) -> tuple[float, float, float]:
+    """Value and its lower / upper error-bar lengths in percent; zero-length where the CI is undefined."""
+    v = 100 * m["value"]
+    lo, hi = m.get("ci") or (None, None)
+    return v, 0.0 if lo is None else max(0.0, v - 100 * lo), 0.0 if hi is None else max(0.0, 100 * hi - v)
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    os.replace(tmp, path)
+    plt.close(fig)
+
+
+def _plots(folder: Path, study: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = study["rows"]
+    cmap = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20")
+    color = {r["name"]: cmap(i % cmap.N) for i, r in enumerate(rows)}  # one colour per row across every plot
+    panels = [[r for r in rows if r["group"] == "condition"], [r for r in rows if r["group"] != "condition"]]
+    panels = [p for p in panels if p]
+
+    # 1. grouped bars: the four headline metrics, one bar per row
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, prows, title in zip(axes[0], panels, ("conditions", "ablations and controls"), strict=False):
+        width = 0.8 / len(prows)
+        for k, r in enumerate(prows):
+            pts = [(j, *_pct(m)) for j, (t, key, _) in enumerate(BARS) if (m := _metric(r, t, key))]
+            if pts:
+                j, v, lo, hi = map(list, zip(*pts, strict=True))
+                ax.bar([x + k * width for x in j], v, width, yerr=[lo, hi], capsize=2, color=color[r["name"]],
+                       label=r["name"], error_kw={"lw": 0.8})
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(BARS))], [h for _, _, h in BARS], fontsize=8)
+        ax.set(ylim=(0, 100), ylabel="% (95% CI)", title=title)
+        ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    _save(fig, folder / "bars.png")
+
+    # 2. trade-off: labelling (x) against reasoning (y)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    prev, markers = None, iter(ABLATION_MARKERS * 4)
+    for r in rows:
+        ident, f1s = _metric(r, "identity", "identity_accuracy_embedding"), [_metric(r, t, "f1") for t in YESNO]
+        if not ident or not all(f1s):
+            continue
+        x, xlo, xhi = _pct(ident)
+        ys = [_pct(m) for m in f1s]
+        y, ylo, yhi = (float(np.mean([p[i] for p in ys])) for i in range(3))
+        cond = r["group"] == "condition"
+        ax.errorbar(x, y, xerr=[[xlo], [xhi]], yerr=[[ylo], [yhi]], fmt="o" if cond else next(markers),
+                    color=color[r["name"]], mfc=color[r["name"]] if cond else "none", ms=7, capsize=2, lw=0.8,
+                    label=r["name"])
+        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        if cond:
+            if prev:
+                ax.annotate("", (x, y), prev, arrowprops={"arrowstyle": "->", "lw": 0.7, "color": "grey",
+                                                           "shrinkA": 6, "shrinkB": 6})
+            prev = (x, y)
+    ax.set(xlabel="identity accuracy, embedding (%)", ylabel="mean of synonym and hypernym F1 (%)",
+           title="reasoning vs labelling")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    _save(fig, folder / "tradeoff.png")
+
+    # 3. precision–recall per yes/no task; operating points get CIs only where no curve was drawn
+    fig, axes = plt.subplots(1, len(YESNO), figsize=(10, 4), squeeze=False)
+    for ax, task in zip(axes[0], YESNO, strict=True):
+        curves = {r["name"]: pr_curve(**p) for r in rows if (p := (r.get("pr") or {}).get(task))}
+        curves = {n: c for n, c in curves.items() if len(c[0]) >= 2}
+        for r in rows:
+            name = r["name"]
+            if name in curves:
+                ax.plot(100 * curves[name][0], 100 * curves[name][1], color=color[name], lw=1, label=name)
+            rec, prec = _metric(r, task, "recall"), _metric(r, task, "precision")
+            if rec and prec:
+                (x, xlo, xhi), (y, ylo, yhi) = _pct(rec), _pct(prec)
+                err = {} if curves else {"xerr": [[xlo], [xhi]], "yerr": [[ylo], [yhi]], "capsize": 2, "lw": 0.8}
+                ax.errorbar(x, y, fmt="o", color=color[name], ms=5, mec="black", mew=0.5,
+                            label=None if name in curves else name, **err)
+        ax.set(title=task, xlabel="recall (%)", ylabel="precision (%)", xlim=(0, 101), ylim=(0, 102))
+    handles: dict = {}  # one entry per row across both panels, a curve's line before a bare point
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    names = [r["name"] for r in rows if r["name"] in handles]
+    axes[0][-1].legend([handles[n] for n in names], names, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    _save(fig, folder / "pr.png")
+
+    # 4. training loss against samples seen
+    losses = [x for x in study.get("losses") or [] if any(e.get("loss") is not None for e in x.get("log") or [])]
+    if not losses:
+        (folder / "loss.png").unlink(missing_ok=True)  # a stale curve from an earlier invocation would mislead
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    spans = []
+    for x in losses:
+        pts = [(e["step"] * x["global_batch"], e["loss"]) for e in x["log"] if e.get("loss") is not None]
+        ax.plot(*zip(*pts, strict=True), lw=1, marker="." if len(pts) < 20 else None, label=x["name"])
+        spans.append(max(max(p[0] for p in pts), 1))
+    if max(spans) >= 10 * min(spans):
+        ax.set_xscale("log")
+    ax.set(xlabel="samples seen (step × global batch)", ylabel="training loss")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    _save(fig, folder / "loss.png")

@@ -1,0 +1,259 @@
+"""`shardkit study`: run a plan's stages in order, skipping finished ones, then gather and report.
+
+Each stage runs in `RUN/stages/<id>/` through the same library function its command uses (`build`, `make_data`,
+`train`, `run_eval`), and is marked finished by `done.json` only after that function returns. An interrupted
+stage is resumed by that function itself (training from its last checkpoint, evaluation from its records), so a
+rerun redoes only what is missing. Gathering reads the finished runs and writes `study.json` (every number the
+report shows), `report.md` and `plots/`.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from shardkit.errors import ShardkitError
+from shardkit.eval.store import atomic_write
+from shardkit.study.preset import CONDITIONS, PAPER_SIZES, StudyConfig
+from shardkit.study.stages import Plan, Stage, plan_study
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[Stage, int, int, str], None]  # (stage, done, total, extra text)
+YESNO = ("synonym", "hypernym")
+
+
+def stage_dir(out: Path, stage_id: str) -> Path:
+    return Path(out) / "stages" / stage_id
+
+
+def is_done(out: Path, stage_id: str) -> bool:
+    return (stage_dir(out, stage_id) / "done.json").is_file()
+
+
+def _spec(out: Path, model: str, tuned: str | None) -> str:
+    from shardkit.models.registry import with_tuned
+
+    return with_tuned(model, str(stage_dir(out, tuned).resolve())) if tuned else model
+
+
+def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: int, barrier) -> None:
+    """Run one stage into its folder through its command's library function (which resumes by itself)."""
+    folder, c, inputs = stage_dir(out, stage.id), stage.config, stage.inputs
+    tick = lambda done, total, *extra: progress(stage, done, total, _extra(extra))  # noqa: E731
+    if stage.kind == "shard":
+        from shardkit.benchmark.build import BuildConfig, build
+
+        if rank == 0:
+            opts = {k: v for k, v in c.items() if k not in ("manifest", "audio_root")}
+            build(folder, BuildConfig(**opts), manifest=_path(c.get("manifest")), audio_root=_path(c.get("audio_root")),
+                  progress=tick)
+    elif stage.kind == "data":
+        from shardkit.train.data import DataConfig, make_data
+
+        if rank == 0:
+            opts = {k: v for k, v in c.items() if k not in ("manifest", "audio_root")}
+            make_data(folder, DataConfig.from_dict(opts), manifest=_path(c.get("manifest")),
+                      audio_root=_path(c.get("audio_root")), progress=tick)
+    elif stage.kind == "train":
+        from shardkit.train.trainer import load_config, newest_checkpoint, train
+
+        cfg = load_config(overrides={**c["train"], "model": _spec(out, c["model"], inputs["start"]),
+                                     "data": str(stage_dir(out, inputs["data"]))})
+        train(cfg, folder, resume=newest_checkpoint(folder) is not None, cpu=c["device"] == "cpu", progress=tick)
+    elif stage.kind == "eval":
+        from shardkit.eval.runner import EvalConfig, run_eval
+
+        e = c["eval"]
+        cfg = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in e.items()},
+                         model=_spec(out, c["model"], inputs["model"]), shard=str(stage_dir(out, inputs["shard"])),
+                         device=c["device"], dtype=c["dtype"])
+        run_eval(cfg, folder, progress=tick, rank=rank, world=world, barrier=barrier)
+    else:
+        raise ShardkitError(f"unknown stage kind {stage.kind!r}")
+
+
+def _extra(values: tuple) -> str:
+    """Training reports (loss, samples/s) after (step, total): shown beside the bar."""
+    return f"loss {values[0]:.3f}, {values[1]:.1f} samples/s" if len(values) == 2 else ""
+
+
+def _path(value) -> Path | None:
+    return None if value in (None, "") else Path(value)
+
+
+def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None,
+              announce: Callable[[str], None] | None = None, rank: int = 0, world: int = 1,
+              barrier: Callable[[], None] = lambda: None) -> dict | None:
+    """Run every unfinished stage of the preset into `out`, then (rank 0) write study.json, report.md and plots."""
+    from shardkit.study.report import write_report
+
+    t0, out = time.perf_counter(), Path(out)
+    plan = plan_study(cfg)
+    say = announce if announce and rank == 0 else (lambda m: None)
+    progress = progress or (lambda *a: None)
+    _check_run(out, cfg, rank)
+    timings = []
+    for n, stage in enumerate(plan.stages.values(), 1):
+        if is_done(out, stage.id):
+            timings.append({"id": stage.id, "kind": stage.kind, "name": stage.name, "cached": True,
+                            "seconds": json.loads((stage_dir(out, stage.id) / "done.json").read_text())["seconds"]})
+            continue
+        say(f"[{n}/{len(plan.stages)}] {stage.kind} {stage.name} → {stage_dir(out, stage.id)}")
+        start = time.perf_counter()
+        _run_stage(stage, out, progress, rank, world, barrier)
+        barrier()
+        seconds = round(time.perf_counter() - start, 1)
+        if rank == 0:
+            atomic_write(stage_dir(out, stage.id) / "done.json", json.dumps(
+                {"id": stage.id, "kind": stage.kind, "name": stage.name, "config": stage.config,
+                 "seconds": seconds}, indent=2) + "\n")
+        timings.append({"id": stage.id, "kind": stage.kind, "name": stage.name, "cached": False, "seconds": seconds})
+    if rank != 0:
+        return None
+    study = gather(cfg, plan, out)
+    study["stages"], study["seconds"] = timings, round(time.perf_counter() - t0, 1)
+    atomic_write(out / "study.json", json.dumps(study, indent=1, ensure_ascii=False) + "\n")
+    write_report(out, study)
+    return study
+
+
+def _check_run(out: Path, cfg: StudyConfig, rank: int) -> None:
+    """A study folder belongs to one preset name; its stages may be shared, but its report is one study's."""
+    path = out / "preset.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old["name"] != cfg.name:
+            raise ShardkitError(f"{out} holds study {old['name']!r}, not {cfg.name!r}: use another --out")
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        from dataclasses import asdict
+
+        atomic_write(path, json.dumps(asdict(cfg), indent=2, ensure_ascii=False) + "\n")
+
+
+# ---------------------------------------------------------------- gathering
+
+
+def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
+    """Every number the report shows, from the finished stages: rows, paired tests, reference, losses, scale."""
+    from dataclasses import asdict
+
+    from shardkit.eval.compare import load_run
+
+    runs = {sid: load_run(stage_dir(out, sid)) for sid in {r.eval for r in plan.rows}}
+    scoring = cfg.eval.get("scoring", "yesno")
+    rows, records = [], {}
+    for r in plan.rows:
+        results, merged = runs[r.eval]
+        records[r.name] = {task: merged[(r.condition, task)] for task in ("synonym", "hypernym", "identity")
+                           if (r.condition, task) in merged}
+        pr = {t: {"gold": [x["gold"] == "yes" for x in recs], "score": [x["score"] for x in recs]}
+              for t, recs in records[r.name].items() if t in YESNO and any(x["score"] is not None for x in recs)}
+        rows.append({**asdict(r), "metrics": results["metrics"][r.condition], "pr": pr})
+    tests = _tests(cfg, plan, records)
+    shard_meta = json.loads((stage_dir(out, next(iter(plan.stages))) / "meta.json").read_text())
+    tuning = _train_config(cfg.tuning)
+    return {
+        "name": cfg.name, "description": " ".join(cfg.description.split()),
+        "command": f"shardkit study --preset {cfg.name} --out {out}", "model": cfg.model, "device": cfg.device,
+        "dtype": cfg.dtype, "scoring": scoring,
+        "shard": {"sha256": shard_meta["sha256"], "n_items": shard_meta["n_items"], "n_clips": shard_meta["n_clips"],
+                  "limit": cfg.eval.get("limit")},
+        "scale": {"small": cfg.small, "large": cfg.large, "paper_small": PAPER_SIZES["small"],
+                  "paper_large": PAPER_SIZES["large"], "steps": _steps(plan, out), "lr": tuning.lr,
+                  "lora_r": tuning.lora_r, "lora_alpha": tuning.lora_alpha, "note": " ".join(cfg.note.split())},
+        "rows": rows, "tests": tests, "reference": _reference(rows, tests),
+        "losses": [_losses(name, stage_dir(out, sid)) for name, sid in plan.tunings.items()],
+    }
+
+
+def _train_config(section: dict):
+    from shardkit.train.trainer import load_config
+
+    return load_config(overrides={**(section.get("train") or {}), "model": "x", "data": "x"})
+
+
+def _steps(plan: Plan, out: Path) -> dict[str, int]:
+    return {name: json.loads((stage_dir(out, sid) / "setup.json").read_text())["plan"]["total_steps"]
+            for name, sid in plan.tunings.items()}
+
+
+def _losses(name: str, folder: Path) -> dict:
+    setup = json.loads((folder / "setup.json").read_text())
+    log_path = folder / "log.jsonl"
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()] if log_path.exists() else []
+    return {"name": name, "global_batch": setup["plan"]["global_batch"], "log": rows}
+
+
+def _tests(cfg: StudyConfig, plan: Plan, records: dict) -> dict[str, list[dict]]:
+    """Paired tests in three families, each Holm-corrected on its own: adjacent conditions, forgetting (identity
+    vs original) and each ablation or control against the row it varies."""
+    from shardkit.eval import metrics
+    from shardkit.eval.compare import paired_test
+
+    cloze = cfg.eval.get("scoring") == "cloze"
+    n_boot, seed = cfg.eval.get("n_boot", 1000), cfg.seed
+    conditions = [r.name for r in plan.rows if r.group == "condition"]
+
+    def family(pairs: list[tuple[str, str]], tasks: tuple[str, ...]) -> list[dict]:
+        out = []
+        for a, b in pairs:
+            for task in tasks:
+                if task in records[a] and task in records[b]:
+                    t = paired_test(records[a][task], records[b][task], task, cloze, cloze, n_boot, seed)
+                    if t is not None:
+                        out.append({"a": a, "b": b, **t})
+        if out:
+            metrics.apply_holm(out)
+        return out
+
+    all_tasks = ("synonym", "hypernym", "identity")
+    original = CONDITIONS["original"]
+    return {
+        "adjacent": family(list(zip(conditions, conditions[1:], strict=False)), all_tasks),
+        "forgetting": family([(original, c) for c in conditions if c != original], ("identity",)),
+        "ablations": family([(r.base, r.name) for r in plan.rows if r.group != "condition"], all_tasks),
+    }
+
+
+def _find(tests: list[dict], a: str, b: str, task: str) -> dict | None:
+    return next((t for t in tests if t["a"] == a and t["b"] == b and t["task"] == task), None)
+
+
+def _value(rows: list[dict], name: str, task: str, key: str) -> float | None:
+    row = next((r for r in rows if r["name"] == name), None)
+    m = ((row or {}).get("metrics", {}).get(task) or {}).get(key) or {}
+    return m.get("value")
+
+
+def _reference(rows: list[dict], tests: dict) -> list[dict]:
+    """The seed paper's reported figures (shared/reference/ltu.md) beside this run's matching numbers."""
+    orig, zs, ftl = CONDITIONS["original"], CONDITIONS["zero-shot"], CONDITIONS["ft-large"]
+    out = []
+    for task, paper in (("synonym", "+17.73"), ("hypernym", "+18.15")):
+        t = _find(tests["adjacent"], orig, zs, task)
+        out.append({"what": f"{task} F1, zero-shot interleaved − original", "paper": f"{paper} points",
+                    "ours": t["diffs"].get("f1") if t else None, "unit": "points"})
+    t = _find(tests["adjacent"], orig, zs, "identity")
+    out.append({"what": "identity accuracy (embedding), zero-shot interleaved − original", "paper": "−9.12 points",
+                "ours": t["diffs"].get("identity_accuracy_embedding") if t else None, "unit": "points"})
+
+    def arrow(task: str, key: str) -> str:
+        a, b = _value(rows, orig, task, key), _value(rows, ftl, task, key)
+        return "–" if a is None or b is None else f"{100 * a:.2f}% → {100 * b:.2f}% (original → FT-Large)"
+
+    out.append({"what": "identity accuracy (embedding), FT-Large", "paper": "48.45% → 28.75%",
+                "ours_text": arrow("identity", "identity_accuracy_embedding")})
+    out.append({"what": "synonym recall, FT-Large", "paper": "44.40% → 6.31%", "ours_text": arrow("synonym", "recall")})
+    balance = {}
+    for name in CONDITIONS.values():
+        f1 = [_value(rows, name, t, "f1") for t in YESNO]
+        ident = _value(rows, name, "identity", "identity_accuracy_embedding")
+        if ident is not None and None not in f1:
+            balance[name] = (ident + sum(f1) / 2) / 2
+    best = max(balance, key=balance.get) if balance else None
+    out.append({"what": "best balance of labeling and reasoning (mean of identity and mean F1)",
+                "paper": "FT-Small", "ours_text": f"{best} ({100 * balance[best]:.1f})" if best else "–"})
+    return out

@@ -1,0 +1,138 @@
+"""The study as stages — SHARD, instruction data, tunings, evaluations — and the report rows they feed.
+
+A stage is named by the hash of what determines its output: its own options and the ids of the stages it reads.
+A rerun therefore finds finished stages by name, and changing one ablation changes the ids of that branch only
+(its data, its tuning, its evaluation), never the rest. Planning does no I/O; `runner.py` executes the plan.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from shardkit.study.preset import CONDITIONS, StudyConfig
+
+KINDS = ("shard", "data", "train", "eval")
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: str  # shard | data | train | eval
+    name: str  # what the report calls it; not part of the id, so equal stages are run once
+    config: dict  # JSON-able options; stages it reads appear by id under "inputs"
+
+    @property
+    def id(self) -> str:
+        blob = json.dumps({"kind": self.kind, "config": self.config}, sort_keys=True)
+        return f"{self.kind}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+    @property
+    def inputs(self) -> dict[str, str | None]:
+        return self.config.get("inputs", {})
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the report: an evaluated condition of one model."""
+
+    name: str
+    group: str  # condition | ablation | control
+    base: str | None  # the row this one varies (ablations and controls)
+    description: str
+    eval: str  # eval stage id
+    condition: str  # the condition inside that run: prepended | interleaved | text
+
+
+@dataclass
+class Plan:
+    stages: dict[str, Stage] = field(default_factory=dict)  # id -> stage, in run order (inputs first)
+    rows: list[Row] = field(default_factory=list)
+    tunings: dict[str, str] = field(default_factory=dict)  # report name -> train stage id (loss curves)
+
+    def add(self, stage: Stage) -> str:
+        self.stages.setdefault(stage.id, stage)
+        return stage.id
+
+
+def _replay_mix(mix: dict, share: float) -> dict:
+    """The tuning mix with its replay share set to `share`, the other tasks scaled to keep their proportions."""
+    from shardkit.train.data import DEFAULT_MIX
+
+    mix = {k: float(v) for k, v in (mix or DEFAULT_MIX).items()}
+    rest = sum(v for k, v in mix.items() if k != "replay")
+    out = {k: v * (1 - share) / rest for k, v in mix.items() if k != "replay"}
+    return {**out, "replay": share} if share else out
+
+
+def plan_study(cfg: StudyConfig) -> Plan:
+    """Every stage the preset asks for, deduplicated, in an order that runs each after its inputs."""
+    p = Plan()
+    run = {"device": cfg.device, "dtype": cfg.dtype}
+    shard = p.add(Stage("shard", "SHARD", dict(cfg.shard)))
+    source = {k: cfg.shard[k] for k in ("manifest", "audio_root") if k in cfg.shard}
+
+    def data(name: str, section: dict, size: int, mix: dict | None = None) -> str:
+        d = {"seed": cfg.seed, **source, **(section.get("data") or {}), "size": size}
+        if mix is not None:
+            d["mix"] = mix
+        return p.add(Stage("data", name, d))
+
+    def train(name: str, section: dict, data_id: str, start: str | None, **extra) -> str:
+        t = {"seed": cfg.seed, **(section.get("train") or {}), **extra}
+        return p.add(Stage("train", name, {"train": t, "model": cfg.model, **run,
+                                           "inputs": {"data": data_id, "start": start}}))
+
+    def evaluate(name: str, model: str | None, placements: list[str], control: bool = False, **variant) -> str:
+        e = {"seed": cfg.seed, **cfg.eval, "placements": placements, "control": control, **variant}
+        return p.add(Stage("eval", name, {"eval": e, "model": cfg.model, **run,
+                                          "inputs": {"shard": shard, "model": model}}))
+
+    start = None
+    if cfg.stage0:
+        start = train("stage 0", cfg.stage0, data("stage 0", cfg.stage0, cfg.stage0.get("data", {}).get("size",
+                                                                                                         40_000)), None)
+        p.tunings["stage 0"] = start
+    tunings = {"ft-small": cfg.small, "ft-large": cfg.large}
+    data_ids = {k: data(CONDITIONS[k], cfg.tuning, n) for k, n in tunings.items()}
+    model = {"original": start, "zero-shot": start}
+    for key in tunings:
+        model[key] = p.tunings[CONDITIONS[key]] = train(CONDITIONS[key], cfg.tuning, data_ids[key], start)
+    placement = {"original": "prepended", "zero-shot": "interleaved", "ft-small": "interleaved",
+                 "ft-large": "interleaved"}
+    described = {"original": "audio prepended, LTU's way", "zero-shot": "same weights, audio at the <audio> marker",
+                 "ft-small": f"interleaved LoRA tuning on {cfg.small:,} samples",
+                 "ft-large": f"interleaved LoRA tuning on {cfg.large:,} samples"}
+    for key, name in CONDITIONS.items():
+        e = evaluate(name, model[key], [placement[key]])
+        p.rows.append(Row(name, "condition", None, described[key], e, placement[key]))
+
+    ab, ev = cfg.ablations, cfg.eval
+    on, base = ab.condition, CONDITIONS[ab.condition]
+    for pos in ab.position:
+        if pos != ev.get("position", "middle"):
+            e = evaluate(f"position={pos}", model[on], ["interleaved"], position=pos)
+            p.rows.append(Row(f"position={pos}", "ablation", base, f"{base}, marker at the {pos} of the question",
+                              e, "interleaved"))
+    if ab.cue:
+        cue = not ev.get("cue", True)
+        name = "cue" if cue else "no cue"
+        e = evaluate(name, model[on], ["interleaved"], cue=cue)
+        p.rows.append(Row(name, "ablation", base, f"{base}, question {'names' if cue else 'does not name'} the "
+                                                  f"modality", e, "interleaved"))
+    section = cfg.tuning
+    for share in ab.replay:
+        name = f"replay={share:g}"
+        d = data(name, section, tunings[on], mix=_replay_mix((section.get("data") or {}).get("mix"), share))
+        t = p.tunings[name] = train(name, section, d, start)
+        p.rows.append(Row(name, "ablation", base, f"{base} tuned with {share:.0%} replay of prepended prompts",
+                          evaluate(name, t, ["interleaved"]), "interleaved"))
+    for r in ab.lora_rank:
+        name = f"LoRA r={r}"
+        t = p.tunings[name] = train(name, section, data_ids[on], start, lora_r=r, lora_alpha=2 * r)
+        p.rows.append(Row(name, "ablation", base, f"{base} with LoRA rank {r}, alpha {2 * r}",
+                          evaluate(name, t, ["interleaved"]), "interleaved"))
+    for key in ab.control:
+        name = f"control ({CONDITIONS[key]})"
+        e = evaluate(name, model[key], [], control=True)
+        p.rows.append(Row(name, "control", CONDITIONS[key], f"{CONDITIONS[key]} model, the label in words instead "
+                                                            f"of audio", e, "text"))
+    return p

@@ -1,0 +1,59 @@
+"""Study presets: the shipped ones load, say what the issue asks of them, and every problem is reported at once."""
+
+import pytest
+
+from shardkit.errors import ShardkitError
+from shardkit.study.preset import load_preset, merge, parse_sets, preset_names
+
+
+def test_shipped_presets():
+    assert {"cpu-demo", "ltu-paper"} <= set(preset_names())
+    demo = load_preset("cpu-demo")
+    assert demo.model == "tiny-ltu" and demo.device == "cpu" and demo.stage0 is not None
+    assert demo.large >= 10 * demo.small  # FT-Large at least 10× FT-Small, as the paper's 1M vs 40K
+    assert demo.ablations.position and demo.ablations.replay and demo.ablations.control
+    paper = load_preset("ltu-paper", {"model": "ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1"})
+    assert (paper.small, paper.large) == (40_000, 1_000_000) and paper.stage0 is None
+    assert paper.ablations.lora_rank == (4, 16, 32) and paper.ablations.cue
+    assert paper.tuning["train"]["lora_r"] == 8 and paper.tuning["train"]["lora_alpha"] == 16
+
+
+def test_paper_preset_needs_the_model():
+    with pytest.raises(ShardkitError, match=r"preset ltu-paper: model: give the base model spec"):
+        load_preset("ltu-paper")
+
+
+def test_every_problem_at_once():
+    bad = {"tuning": {"smal": 3, "train": {"lora_rr": 3, "model": "x"}}, "eval": {"scoring": "foo", "shard": "s"},
+           "ablations": {"condition": "ft", "positon": ["start"]}, "shard": {"per_task": 0}}
+    with pytest.raises(ShardkitError) as e:
+        load_preset("cpu-demo", bad)
+    msg = str(e.value)
+    for part in ("unknown key tuning.smal (did you mean 'small'?)", "tuning.train.model: set by the study",
+                 "unknown key 'lora_rr' (did you mean 'lora_r'?)", "scoring must be one of", "eval.shard: set by",
+                 "unknown key ablations.positon (did you mean 'position'?)", "ablations.condition='ft'",
+                 "per_task must be >= 1"):
+        assert part in msg, part
+    assert "\n" not in msg
+
+
+def test_ablations_must_fit_their_condition():
+    with pytest.raises(ShardkitError, match="position and cue ablations need an interleaved condition"):
+        load_preset("cpu-demo", {"ablations": {"condition": "original", "replay": []}})
+    with pytest.raises(ShardkitError, match="replay and lora_rank retrain a tuning"):
+        load_preset("cpu-demo", {"ablations": {"condition": "zero-shot", "position": []}})
+
+
+def test_base_chain_and_sets(tmp_path):
+    (tmp_path / "mine.yaml").write_text("base: cpu-demo\nname: mine\ntuning: {large: 2560}\n")
+    cfg = load_preset(str(tmp_path / "mine.yaml"), parse_sets(["ablations.lora_rank=[4, 16]", "eval.limit=5"]))
+    assert cfg.name == "mine" and cfg.large == 2560 and cfg.small == 128  # merged under the base
+    assert cfg.ablations.lora_rank == (4, 16) and cfg.eval["limit"] == 5 and cfg.eval["scoring"] == "yesno"
+    (tmp_path / "loop.yaml").write_text(f"base: {tmp_path / 'loop.yaml'}\nname: loop\n")
+    with pytest.raises(ShardkitError, match="base chain loops"):
+        load_preset(str(tmp_path / "loop.yaml"))
+    with pytest.raises(ShardkitError, match="did you mean 'cpu-demo'"):
+        load_preset("cpu-dem")
+    with pytest.raises(ShardkitError, match="expected section.key=value"):
+        parse_sets(["tuning.large"])
+    assert merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}

@@ -1,0 +1,164 @@
+import numpy as np
+import pytest
+
+from shardkit.study.report import pr_curve, write_report
+
+CONDITIONS = ["original", "zero-shot interleaved", "FT-Small", "FT-Large"]
+
+
+def _m(rng, value=None):
+    v = float(rng.uniform(0.1, 0.9)) if value is None else value
+    return {"value": v, "ci": [v - 0.05, min(1.0, v + 0.07)], "higher_is_better": True}
+
+
+def _yesno(rng):
+    out = {"n": 40, "n_error": 0, "n_clips": 12}
+    out.update({k: _m(rng) for k in ("precision", "recall", "f1", "accuracy", "auroc")})
+    out["unparsed_rate"] = _m(rng, 0.0)
+    return out
+
+
+def _row(rng, name, group, base=None, identity=True, pr=True):
+    metrics = {t: _yesno(rng) for t in ("synonym", "hypernym")}
+    if identity:
+        metrics["identity"] = {"n": 12, "n_error": 0, "n_clips": 12, "identity_accuracy": _m(rng),
+                               "identity_accuracy_embedding": _m(rng)}
+    scores = {}
+    if pr:
+        for t in ("synonym", "hypernym"):
+            gold = [bool(g) for g in rng.integers(0, 2, 40)]
+            score = [float(s) + g for s, g in zip(rng.normal(size=40), gold, strict=True)]
+            scores[t] = {"gold": gold, "score": score}
+        scores["synonym"]["score"][3] = None  # an unscored item
+    return {"name": name, "group": group, "base": base, "description": f"{name} varies", "metrics": metrics,
+            "pr": scores}
+
+
+def _test(a, b, task, p):
+    keys = ("identity_accuracy", "identity_accuracy_embedding") if task == "identity" else ("f1", "precision")
+    diffs = {k: {"value": -0.031, "ci": [-0.08, 0.02], "higher_is_better": True} for k in keys}
+    return {"a": a, "b": b, "task": task, "n": 40, "n_error": 0, "diffs": diffs,
+            "mcnemar": {"b": 3, "c": 7, "right_to_wrong": 3, "wrong_to_right": 7, "n": 40, "p": p, "p_holm": 2 * p}}
+
+
+def make_study(losses=True) -> dict:
+    rng = np.random.default_rng(0)
+    rows = [_row(rng, n, "condition", pr=n != "FT-Large") for n in CONDITIONS]
+    rows += [_row(rng, "position=start", "ablation", "FT-Small"), _row(rng, "replay=0", "ablation", "FT-Large")]
+    rows += [_row(rng, "control (original)", "control", "original", identity=False)]
+    rows[3]["metrics"]["hypernym"]["precision"] = {"value": None, "ci": [None, None], "higher_is_better": True}
+    del rows[5]["pr"]["hypernym"]
+    log = [{"step": s, "epoch": 0, "loss": 3.0 / s, "lr": 1e-3, "samples_per_s": 4.0} for s in range(1, 30)]
+    return {
+        "name": "unit", "description": "A synthetic study.", "command": "shardkit study --preset unit --out x",
+        "model": "tiny-ltu", "device": "cpu", "dtype": "float32", "scoring": "yesno",
+        "shard": {"sha256": "f325a376" * 8, "n_items": 741, "n_clips": 67},
+        "scale": {"small": 128, "large": 1280, "paper_small": 40000, "paper_large": 1000000,
+                  "steps": {"stage 0": 120, "FT-Small": 16, "FT-Large": 160}, "lr": 0.0005, "lora_r": 8,
+                  "lora_alpha": 16, "note": "CPU budget."},
+        "rows": rows,
+        "tests": {"adjacent": [_test(a, b, t, 0.01234) for a, b in zip(CONDITIONS, CONDITIONS[1:], strict=False)
+                               for t in ("synonym", "hypernym", "identity")],
+                  "forgetting": [_test("original", b, "identity", 0.2) for b in CONDITIONS[1:]],
+                  "ablations": [_test("FT-Small", "position=start", "synonym", 0.5)]},
+        "reference": [{"what": "synonym F1, zero-shot interleaved − original", "paper": "+17.73 points",
+                       "ours": {"value": 0.031, "ci": [-0.02, 0.08]}, "unit": "points"},
+                      {"what": "hypernym F1", "paper": "+5 points", "ours": None, "unit": "points"},
+                      {"what": "identity accuracy, FT-Large", "paper": "48.45% → 28.75%", "ours_text": "13.4% → 9.0%"}],
+        "losses": [{"name": "stage 0", "global_batch": 8, "log": log},
+                   {"name": "FT-Small", "global_batch": 8, "log": log[:3]}] if losses else [],
+        "stages": [{"id": "train-ft-small-3fa2c1d0e9", "kind": "train", "name": "FT-Small", "seconds": 41.25,
+                    "cached": False},
+                   {"id": "eval-original-00aa", "kind": "eval", "name": "original", "seconds": 3.0, "cached": True}],
+        "seconds": 1234.5,
+    }
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    write_report(out, make_study())
+    first = (out / "report.md").read_bytes()
+    write_report(out, make_study())
+    return out, first
+
+
+def _line(md: str, start: str) -> str:
+    hits = [x for x in md.splitlines() if x.startswith(start)]
+    assert hits, start
+    return hits[0]
+
+
+def test_header_and_scale(written):
+    md = (written[0] / "report.md").read_text()
+    assert md.startswith("# SHARD study: unit\n")
+    assert "shardkit study --preset unit --out x" in md
+    assert "`f325a376f325a376…`, 741 items over 67 clips" in md
+    assert "128 samples against the paper's 40K" in md and "1,280 against its 1M" in md
+    assert "10× FT-Small's data (the paper: 25×)" in md
+    assert "stage 0 120, FT-Small 16, FT-Large 160" in md and "CPU budget." in md
+    assert "paper's scale" not in md
+
+
+def test_tables_hold_every_row(written):
+    md = (written[0] / "report.md").read_text()
+    study = make_study()
+    for r in study["rows"]:
+        assert f"| {r['name']} |" in md
+    original = _line(md, "| original |")
+    f1 = study["rows"][0]["metrics"]["synonym"]["f1"]
+    assert f"{100 * f1['value']:.1f} [{100 * f1['ci'][0]:.1f}, {100 * f1['ci'][1]:.1f}]" in original
+    assert original.count(" [") == 8
+    assert _line(md, "| FT-Large |").split(" | ")[4] == "–"  # hypernym precision is undefined
+    control = _line(md, "| control (original) | original |")
+    assert control.endswith("| – | – |")  # controls have no identity
+
+
+def test_reference_and_tests(written):
+    md = (written[0] / "report.md").read_text()
+    assert "seed paper (reference figure, not reproduced)" in md
+    assert "| synonym F1, zero-shot interleaved − original | +17.73 points | +3.1 [-2.0, 8.0] points |" in md
+    assert "| hypernym F1 | +5 points | – |" in md
+    assert "| 48.45% → 28.75% | 13.4% → 9.0% |" in md
+    assert "| synonym | original → zero-shot interleaved | -3.1 [-8.0, 2.0] | 0.0123 | 0.0247 | 3 | 7 |" in md
+    assert "| identity | original → FT-Large | -3.1 [-8.0, 2.0] | -3.1 [-8.0, 2.0] | 0.2 | 0.4 | 3 | 7 |" in md
+    assert "| synonym | FT-Small → position=start | -3.1 [-8.0, 2.0] | 0.5 | 1 |" in md
+    assert "## Forgetting" in md and "## Ablations vs their base" in md
+    assert "| FT-Small | train | `train-ft-small-3fa2c1d0e9` | 41.2 | no |" in md
+    assert "| original | eval | `eval-original-00aa` | 3.0 | yes |" in md
+    assert "All stages together: 0.7 min." in md
+    assert "1234.5 s" in md
+
+
+def test_plots_and_determinism(written):
+    out, first = written
+    for name in ("bars", "tradeoff", "pr", "loss"):
+        assert (out / "plots" / f"{name}.png").read_bytes().startswith(b"\x89PNG"), name
+        assert f"](plots/{name}.png)" in first.decode()
+    assert (out / "report.md").read_bytes() == first
+    assert not [p for p in (out / "plots").iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_no_losses_no_loss_plot(tmp_path):
+    write_report(tmp_path, make_study(losses=False))
+    md = (tmp_path / "report.md").read_text()
+    assert not (tmp_path / "plots" / "loss.png").exists()
+    assert "loss" not in md.lower()
+    assert md.count("![") == 3
+
+
+def test_pr_curve():
+    recall, precision = pr_curve([True, False, True, True], [0.9, 0.8, None, -1.0])
+    np.testing.assert_allclose(recall, [0.5, 0.5, 1.0])
+    np.testing.assert_allclose(precision, [1.0, 0.5, 2 / 3])
+
+
+def test_generate_scoring_at_paper_scale(tmp_path):
+    study = make_study()
+    study["scale"].update(small=40000, large=1000000, note="")
+    for r in study["rows"]:
+        r["pr"] = {}
+    write_report(tmp_path, study)
+    md = (tmp_path / "report.md").read_text()
+    assert "This is the paper's scale." in md and "25× FT-Small's data (the paper: 25×)" in md
+    assert (tmp_path / "plots" / "pr.png").read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,75 @@
+"""`shardkit study` end to end on tiny-ltu at micro scale: report, caching, resume, one branch rerun."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MICRO = """base: cpu-demo
+name: micro
+stage0: {data: {size: 16}, train: {warmup_steps: 1}}
+tuning: {small: 16, large: 32, train: {warmup_steps: 1}}
+eval: {limit: 3, n_boot: 50}
+ablations: {position: [start], replay: [0.0], lora_rank: [4], control: [original, zero-shot]}
+"""
+
+
+def study(preset: Path, out: Path, *extra: str) -> dict:
+    r = subprocess.run([sys.executable, "-m", "shardkit", "study", "--preset", str(preset), "--out", str(out),
+                        *extra], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads((out / "study.json").read_text())
+
+
+def ran(result: dict) -> list[str]:
+    return [s["name"] for s in result["stages"] if not s["cached"]]
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("study")
+    (folder / "micro.yaml").write_text(MICRO)
+    return folder / "micro.yaml", folder / "run", study(folder / "micro.yaml", folder / "run")
+
+
+def test_report_of_a_study(micro):
+    _, out, result = micro
+    names = [r["name"] for r in result["rows"]]
+    assert names == ["original", "zero-shot interleaved", "FT-Small", "FT-Large", "position=start", "replay=0",
+                     "LoRA r=4", "control (original)", "control (zero-shot interleaved)"]
+    assert all(len(r["metrics"]["synonym"]) > 3 and r["metrics"]["synonym"]["n"] == 3 for r in result["rows"])
+    assert "identity" not in result["rows"][-1]["metrics"]  # the text control asks no identity question
+    assert [len(result["tests"][k]) for k in ("adjacent", "forgetting", "ablations")] == [9, 3, 13]
+    assert all("p_holm" in t["mcnemar"] for fam in result["tests"].values() for t in fam)
+    assert [x["name"] for x in result["losses"]] == ["stage 0", "FT-Small", "FT-Large", "replay=0", "LoRA r=4"]
+    assert result["scale"]["steps"] == {"stage 0": 2, "FT-Small": 2, "FT-Large": 4, "replay=0": 2, "LoRA r=4": 2}
+    assert result["reference"][0]["paper"] == "+17.73 points" and result["reference"][0]["ours"] is not None
+    # one eval stage serves both controls (same model); every stage once, each marked done
+    assert len(ran(result)) == len(result["stages"]) == len({s["id"] for s in result["stages"]}) == 18
+    assert all((out / "stages" / s["id"] / "done.json").is_file() for s in result["stages"])
+    report = (out / "report.md").read_text()
+    assert "## The paper's table" in report and "| FT-Large |" in report and "+17.73 points" in report
+    for png in ("bars", "tradeoff", "pr", "loss"):
+        assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    lora = json.loads((out / "stages" / result["stages"][-4]["id"] / "setup.json").read_text())
+    assert lora["config"]["lora_r"] == 4 and lora["config"]["lora_alpha"] == 8
+    ft_small = next(s for s in result["stages"] if s["name"] == "FT-Small" and s["kind"] == "eval")
+    cfg = json.loads((out / "stages" / ft_small["id"] / "config.json").read_text())["config"]
+    assert "ckpt=" in cfg["model"] and cfg["placements"] == ["interleaved"]
+
+
+def test_rerun_resume_and_one_branch(micro):
+    preset, out, first = micro
+    assert ran(study(preset, out)) == []  # finished: nothing reruns
+    by_name = {(s["kind"], s["name"]): s["id"] for s in first["stages"]}
+    # an interrupted evaluation (no done.json, half its records) resumes alone
+    (out / "stages" / by_name[("eval", "FT-Large")] / "done.json").unlink()
+    (out / "stages" / by_name[("eval", "FT-Large")] / "results.json").unlink()
+    assert ran(study(preset, out)) == ["FT-Large"]
+    # changing one ablation reruns only its branch
+    again = study(preset, out, "--set", "ablations.position=[end]")
+    assert ran(again) == ["position=end"]
+    assert [r["name"] for r in again["rows"]][4] == "position=end"

@@ -1,0 +1,56 @@
+"""The study plan: stages named by their config hash, so changing one thing reruns only what depends on it."""
+
+from shardkit.study.preset import load_preset
+from shardkit.study.stages import _replay_mix, plan_study
+
+
+def ids(overrides=None) -> dict[tuple[str, str], str]:
+    plan = plan_study(load_preset("cpu-demo", overrides))
+    return {(s.kind, s.name): sid for sid, s in plan.stages.items()}
+
+
+def changed(overrides) -> set[tuple[str, str]]:
+    a, b = ids(), ids(overrides)
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+
+def test_plan_of_the_demo():
+    plan = plan_study(load_preset("cpu-demo"))
+    names = [r.name for r in plan.rows]
+    assert names[:4] == ["original", "zero-shot interleaved", "FT-Small", "FT-Large"]
+    assert {"position=start", "position=end", "replay=0", "control (original)"} <= set(names)
+    assert [r.condition for r in plan.rows[:4]] == ["prepended", "interleaved", "interleaved", "interleaved"]
+    seen = set()
+    for sid, stage in plan.stages.items():  # every input runs before the stage that reads it
+        assert all(i is None or i in seen for i in stage.inputs.values()), stage.name
+        seen.add(sid)
+    assert plan.rows[0].eval != plan.rows[1].eval and list(plan.tunings) == ["stage 0", "FT-Small", "FT-Large",
+                                                                               "replay=0"]
+    assert ids() == ids()  # deterministic
+
+
+def test_one_change_one_branch():
+    assert changed({"ablations": {"replay": [0.05]}}) == {("data", "replay=0"), ("train", "replay=0"),
+                                                          ("eval", "replay=0"), ("data", "replay=0.05"),
+                                                          ("train", "replay=0.05"), ("eval", "replay=0.05")}
+    assert changed({"tuning": {"large": 2560}}) == {("data", "FT-Large"), ("train", "FT-Large"),
+                                                    ("eval", "FT-Large")}
+    assert changed({"ablations": {"position": ["start"]}}) == {("eval", "position=end")}
+    evals_only = changed({"eval": {"n_boot": 200}})
+    assert evals_only and all(kind == "eval" for kind, _ in evals_only)
+    stage0 = changed({"stage0": {"train": {"lr": 0.002}}})  # everything downstream of stage 0, but not SHARD/data
+    assert ("train", "stage 0") in stage0 and ("eval", "original") in stage0 and ("train", "FT-Small") in stage0
+    assert not any(kind in ("shard", "data") for kind, _ in stage0)
+
+
+def test_equal_stages_run_once():
+    plan = plan_study(load_preset("cpu-demo", {"ablations": {"control": ["original", "zero-shot"]}}))
+    controls = [r for r in plan.rows if r.group == "control"]
+    assert len(controls) == 2 and controls[0].eval == controls[1].eval  # same model, same questions
+
+
+def test_replay_mix():
+    mix = _replay_mix({"identity": 0.3, "synonym": 0.25, "hypernym": 0.25, "description": 0.1, "replay": 0.1}, 0.0)
+    assert "replay" not in mix and abs(sum(mix.values()) - 1) < 1e-9
+    assert abs(mix["identity"] / mix["synonym"] - 0.3 / 0.25) < 1e-9
+    assert abs(_replay_mix(None, 0.2)["replay"] - 0.2) < 1e-9
