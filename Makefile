@@ -6,7 +6,7 @@ export SHARDKIT_CACHE := $(CURDIR)/.cache
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test test-all lint clean
+.PHONY: install demo test test-all bench clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,12 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+bench: install  # benchmarks 1-4 on this machine (about 8 minutes on 2 cores); JSON in benchmarks/results/
+	$(BIN)/python -m benchmarks.eval_throughput
+	$(BIN)/python -m benchmarks.limit
+	$(BIN)/python -m benchmarks.train_step
+	$(BIN)/python -m benchmarks.make_data
 
 test-all: install
 	$(BIN)/pytest -q -m ''

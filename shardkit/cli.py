@@ -374,7 +374,7 @@ def parser() -> argparse.ArgumentParser:
                         "candidate as a continuation (for models too small to follow instructions)")
     e.add_argument("--no-control", action="store_true", help="skip the text-only control (gold label as text)")
     e.add_argument("--limit", type=int, help="first N items per task, for a quick look")
-    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--batch-size", type=int, default=32, help="questions per forward pass")
     e.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     e.add_argument("--marker", default="middle", choices=["start", "middle", "end"],
                    help="where the <audio> marker stands in each question")

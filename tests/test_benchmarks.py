@@ -17,3 +17,34 @@ def test_gpu_smoke_runs_tiny_on_cpu(tmp_path):
     result = json.loads(out.read_text())
     assert result["new_tokens"] == [4, 4] and result["clips"] == 5
     assert result["batched_vs_alone_max_abs_logodds_diff"] < 1e-4
+
+
+def run_module(name: str, tmp_path: Path, *args: str) -> dict:
+    r = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--results", str(tmp_path), *args],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads((tmp_path / f"{name}.json").read_text())
+
+
+def test_eval_throughput_smallest(tmp_path):
+    result = run_module("eval_throughput", tmp_path, "--items", "4", "--rounds", "1", "--max-new-tokens", "2")
+    runs = result["runs"]
+    assert runs["LTU-style loop"]["encoder_runs"] == 4  # the baseline re-runs the front end per question
+    assert runs["shardkit yesno"]["encoder_runs"] == result["clips"] < 4  # shardkit: once per clip
+    assert all(r["items_per_s"] > 0 for r in runs.values())
+
+
+def test_limit_smallest(tmp_path):
+    result = run_module("limit", tmp_path, "--batch-sizes", "2", "--prompts", "4", "--repeat", "1")
+    b = result["batch_sizes"]["2"]
+    assert b["gflop"] > 0.1 and 0 < b["fraction_of_peak"] < 2 and result["best_peak_gflops"] > 0
+
+
+def test_train_step_smallest(tmp_path):
+    result = run_module("train_step", tmp_path, "--steps", "1", "--batch-size", "2")
+    assert set(result["runs"]) == {"cached features", "recomputed features"} and result["peak_rss_mb"] > 100
+
+
+def test_make_data_smallest(tmp_path):
+    result = run_module("make_data", tmp_path, "--size", "200")
+    assert result["seconds"] > 0 and result["peak_rss_mb"] > 50 and result["disk_mb"] > 0

@@ -37,7 +37,7 @@ class EvalConfig:
     scoring: str = "yesno"  # generate | yesno | cloze (identity always generates, except under cloze)
     control: bool = True  # also ask with the gold label in words instead of audio
     limit: int | None = None  # first N items per task (file order), for quick runs
-    batch_size: int = 8
+    batch_size: int = 32  # questions per forward; yes/no questions about one clip share a batch and their prefix
     seed: int = 0  # bootstrap resampling
     position: str = "middle"  # where the marker stands in each question
     cue: bool = True  # questions name the modality ("the sound in this audio clip")
@@ -196,7 +196,10 @@ def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str):
                     unavailable.append((key, condition, item, req.prompt))
                 else:
                     jobs.append((key, condition, item, req, req.prompt))
-            jobs.sort(key=lambda j: (len(j[4]), j[0]))  # similar lengths share a batch; the key breaks ties
+            if cfg.scoring == "yesno" and condition != CONTROL:  # one clip's questions share a batch: and their
+                jobs.sort(key=lambda j: (j[2]["clip"]["id"], len(j[4]), j[0]))  # prefix (adapter.yes_no)
+            else:  # similar lengths share a batch; the key breaks ties
+                jobs.sort(key=lambda j: (len(j[4]), j[0]))
             batches += [jobs[k:k + cfg.batch_size] for k in range(0, len(jobs), cfg.batch_size)]
     return order, batches, unavailable, tuple(words)
 

@@ -1,9 +1,11 @@
 """How a SHARD item becomes a model request, and how an answer becomes a prediction.
 
 One question template per task, with a `{subject}` slot that `place_marker` fills with the audio marker (or,
-for the text-only control, the gold label in words). Yes/no answers are parsed two ways — strictly (the first
-word) and leniently (the last yes/no anywhere) — and an answer that parses to neither stays unparsed: it is
-counted, never guessed. Cloze turns each task into a statement whose continuation is the candidate.
+for the text-only control, the gold label in words). Yes/no questions end with their candidate, so every
+question about one clip shares all tokens up to it, which the adapter computes once (KV-cache reuse). Yes/no
+answers are parsed two ways — strictly (the first word) and leniently (the last yes/no anywhere) — and an answer
+that parses to neither stays unparsed: it is counted, never guessed. Cloze turns each task into a statement
+whose continuation is the candidate.
 """
 
 import re
@@ -16,8 +18,8 @@ SCORINGS = ("generate", "yesno", "cloze")
 CONTROL = "text"  # the text-only condition: the gold label written where the audio would be
 
 QUESTIONS = {
-    "synonym": 'Is "{candidate}" another word for the source of {subject}? Answer yes or no.',
-    "hypernym": "Is the source of {subject} a kind of {candidate}? Answer yes or no.",
+    "synonym": 'Answer yes or no: is the source of {subject} also known as "{candidate}"?',
+    "hypernym": "Answer yes or no: is the source of {subject} a kind of {candidate}?",
     "identity": "What is the source of {subject}? Answer in a few words.",
 }
 STATEMENTS = {  # cloze: the candidate completes the statement

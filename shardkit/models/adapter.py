@@ -16,7 +16,7 @@ import torch
 
 from shardkit.errors import ShardkitError
 from shardkit.models.audio_llm import AudioLLM
-from shardkit.models.prompts import Placement, collate, encode
+from shardkit.models.prompts import AUDIO_ID, Placement, collate, encode
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,45 @@ class SpliceAdapter:
             yield order[k:k + self.batch_size]
 
     def yes_no(self, requests: Sequence[Request]) -> list[Result]:
-        """log P(yes) − log P(no) for the next token after each prompt."""
+        """log P(yes) − log P(no) for the next token after each prompt.
+
+        Questions whose tokens up to the end of their audio are the same (one clip, one question form) share those
+        tokens and whatever else they have in common after them: that prefix runs once and each question continues
+        from its KV cache (`AudioLLM.yes_no_prefixed`).
+        """
         errors, seqs, order = self._batches(requests)
         out: dict[int, Result] = {i: Result(None, e) for i, e in errors.items()}
-        for chunk in self._chunks(order):
+        groups: dict[tuple, list[int]] = {}  # (clips, prefix ids) -> requests, in length order
+        plain = []
+        for i in order:
+            ids = seqs[i][0]
+            cut = max((k for k, x in enumerate(ids) if x == AUDIO_ID), default=len(ids) - 1) + 1
+            if cut < len(ids):
+                groups.setdefault((requests[i].audio, tuple(ids[:cut])), []).append(i)
+            else:  # no audio, or audio at the very end: nothing to share
+                plain.append(i)
+        for chunk in self._chunks(plain):
             b = self._to_device(collate([seqs[i][0] for i in chunk], self.model.pad_id))
             audio = self.audio_embeds([a for i in chunk for a in requests[i].audio])
             scores = self.model.yes_no(b["input_ids"], b["attention_mask"], b["position_ids"], audio)
             out.update({i: Result(float(s)) for i, s in zip(chunk, scores, strict=True)})
+        rows = []
+        for (clips, _), members in groups.items():  # share what the group's questions have in common, past the audio
+            first = seqs[members[0]][0]
+            n = min(len(seqs[i][0]) for i in members) - 1  # each question keeps at least one token of its own
+            lcp = next((k for k in range(n) if any(seqs[i][0][k] != first[k] for i in members)), n)
+            rows += [((clips, tuple(first[:lcp])), i) for i in members]
+        for chunk in self._chunks(rows):
+            keys = list(dict.fromkeys(key for key, _ in chunk))
+            prefix = self._to_device(collate([list(ids) for _, ids in keys], self.model.pad_id))
+            audio = self.audio_embeds([a for clips, _ in keys for a in clips])
+            suffixes = [seqs[i][0][len(key[1]):] for key, i in chunk]
+            t = max(map(len, suffixes))
+            suffix = torch.tensor([x + [self.model.pad_id] * (t - len(x)) for x in suffixes], device=self.device)
+            mask = torch.tensor([[1] * len(x) + [0] * (t - len(x)) for x in suffixes], device=self.device)
+            owner = torch.tensor([keys.index(key) for key, _ in chunk], device=self.device)
+            scores = self.model.yes_no_prefixed(prefix, audio, suffix, mask, owner)
+            out.update({i: Result(float(s)) for (_, i), s in zip(chunk, scores, strict=True)})
         return [out[i] for i in range(len(requests))]
 
     def generate(self, requests: Sequence[Request], max_new_tokens: int = 32, **gen) -> list[Result]:

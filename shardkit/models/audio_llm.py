@@ -88,6 +88,34 @@ class AudioLLM(nn.Module):
     def yes_no(self, input_ids, attention_mask, position_ids, audio=None) -> torch.Tensor:
         """log P(yes) − log P(no) at the next token, summed over every spelling of each: [b]."""
         logits = self.forward(input_ids, attention_mask, position_ids, audio, logits_to_keep=1).logits[:, -1]
+        return self._log_odds(logits)
+
+    @torch.no_grad()
+    def yes_no_prefixed(self, prefix: dict[str, torch.Tensor], audio: torch.Tensor | None, suffix_ids: torch.Tensor,
+                        suffix_mask: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+        """yes_no for rows that share prefixes: each prefix (its text and audio) runs once, and every row's own
+        suffix continues from that prefix's KV cache. Questions about one clip share everything up to the audio.
+
+        Shapes: prefix = collate(...) of g prefixes [g, p] (left-padded); audio [n_clips, n_a, d] for the prefixes;
+        suffix_ids, suffix_mask [b, t] right-padded; owner [b] (prefix index of each row) → [b].
+        """
+        mask, pos = prefix["attention_mask"], prefix["position_ids"]
+        embeds = self.splice(prefix["input_ids"], audio)  # [g, p, d]
+        cache = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True,
+                        logits_to_keep=1).cache
+        cache.reorder_cache(owner)  # [b, ...]: row i continues from prefix owner[i]
+        b, t = suffix_ids.shape
+        start = mask.sum(-1)[owner]  # [b]: real tokens before each row's suffix
+        h = self.lm.get_decoder()(
+            inputs_embeds=self.lm.get_input_embeddings()(suffix_ids), cache=cache, use_cache=True,
+            attention_mask=torch.cat([mask[owner], suffix_mask], dim=1),  # [b, p + t]
+            position_ids=start[:, None] + torch.arange(t, device=suffix_ids.device),  # [b, t]
+        ).last_hidden_state  # [b, t, d]
+        last = h[torch.arange(b, device=h.device), suffix_mask.sum(-1) - 1]  # [b, d]: each row's last real token
+        return self._log_odds(self.lm.get_output_embeddings()(last))
+
+    def _log_odds(self, logits: torch.Tensor) -> torch.Tensor:
+        """log P(yes) − log P(no) from next-token logits [b, vocab], every spelling of each summed: [b]."""
         logp = logits.float().log_softmax(-1)  # [b, vocab]
         yes, no = self._yes_no_ids()
         return logp[:, yes].logsumexp(-1) - logp[:, no].logsumexp(-1)

@@ -80,14 +80,14 @@ LABELING = (  # answer: every label of the clip, main first
     "Which AudioSet labels apply to {subject}? Separate them with semicolons.",
     "Tag {subject} with all the sound classes you hear, separated by semicolons.",
 )
-SYNONYM = (
-    'Is "{candidate}" another word for the source of {subject}? Answer yes or no.',
+SYNONYM = (  # the first is SHARD's own question (eval/scoring.py)
+    'Answer yes or no: is the source of {subject} also known as "{candidate}"?',
     'Could the source of {subject} also be called "{candidate}"? Answer yes or no.',
     'Does "{candidate}" name the same thing as the source of {subject}? Reply with yes or no.',
     'Listen to {subject}. Is "{candidate}" a synonym for what makes this sound? Answer yes or no.',
 )
 HYPERNYM = (
-    "Is the source of {subject} a kind of {candidate}? Answer yes or no.",
+    "Answer yes or no: is the source of {subject} a kind of {candidate}?",
     'Does the source of {subject} belong to the category "{candidate}"? Reply with yes or no.',
     "Is what makes {subject} a type of {candidate}? Answer yes or no.",
     'Listen to {subject}. Is the thing making this sound a kind of "{candidate}"? Answer yes or no.',

@@ -15,6 +15,9 @@ from shardkit.eval.runner import EvalConfig, run_eval
 from shardkit.eval.scoring import PromptStyle, make_request, parse_yes_no
 
 ROOT = Path(__file__).resolve().parents[2]
+# Bytes are equal at equal threads per process: BLAS may sum in another order with another thread count (the
+# last digits of a score), and `accelerate launch` gives each process one thread unless told otherwise.
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 ARGS = ["--limit", "6", "--n-boot", "100", "--batch-size", "1", "--tasks", "synonym,hypernym,identity"]
 
 
@@ -26,7 +29,7 @@ def eval_cmd(shard, out, *extra):
 def reference(shard, tmp_path_factory):
     """An uninterrupted run: the yardstick for resume and for two processes."""
     out = tmp_path_factory.mktemp("ref") / "run"
-    r = subprocess.run(eval_cmd(shard[0], out), capture_output=True, text=True, timeout=600, cwd=ROOT)
+    r = subprocess.run(eval_cmd(shard[0], out), capture_output=True, text=True, timeout=600, cwd=ROOT, env=ONE_THREAD)
     assert r.returncode == 0, r.stderr[-2000:]
     return out
 
@@ -62,7 +65,7 @@ def test_run_directory(reference):
 def test_sigkill_then_rerun_resumes_to_identical_results(shard, reference, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(eval_cmd(shard[0], out), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True, env=ONE_THREAD)
     deadline = time.time() + 300
     while time.time() < deadline:  # wait until some, but not all, records are on disk
         written = sum(len(p.read_text().splitlines()) for p in out.glob("samples/*/*.part*.jsonl"))
@@ -74,7 +77,7 @@ def test_sigkill_then_rerun_resumes_to_identical_results(shard, reference, tmp_p
     assert not (out / "results.json").exists(), "the run finished before it could be killed"
     partial = sum(len(p.read_text().splitlines()) for p in out.glob("samples/*/*.part*.jsonl"))
     assert 0 < partial < 40
-    r = subprocess.run(eval_cmd(shard[0], out), capture_output=True, text=True, timeout=600, cwd=ROOT)
+    r = subprocess.run(eval_cmd(shard[0], out), capture_output=True, text=True, timeout=600, cwd=ROOT, env=ONE_THREAD)
     assert r.returncode == 0, r.stderr[-2000:]
     assert samples(out) == samples(reference)
     assert (out / "results.json").read_bytes() == (reference / "results.json").read_bytes()
@@ -83,7 +86,8 @@ def test_sigkill_then_rerun_resumes_to_identical_results(shard, reference, tmp_p
 def test_two_processes_equal_one(shard, reference, tmp_path):
     out = tmp_path / "run"
     accelerate = Path(sys.executable).with_name("accelerate")
-    # `--cpu` would make accelerate 1.15 start ONE process; --multi_gpu starts two that join over gloo on CPU
+    # `--cpu` would make accelerate 1.15 start ONE process; --multi_gpu starts two that join over gloo on CPU,
+    # each with one thread, as the reference (ONE_THREAD)
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "-m", "shardkit", "-v", "eval",
            "--shard", str(shard[0]), "--out", str(out), *ARGS]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -133,7 +137,7 @@ def test_requests_per_condition():
             "clip": {"id": "c", "path": "a/c.wav", "start": 0.0, "end": None}}
     style = PromptStyle("middle", True)
     inter = make_request(item, "interleaved", "yesno", "/root", style)
-    assert inter.prompt == "Is the source of the sound in this audio clip <audio> a kind of animal? Answer yes or no."
+    assert inter.prompt == "Answer yes or no: is the source of the sound in this audio clip <audio> a kind of animal?"
     assert inter.audio[0].path == "/root/a/c.wav"
     text = make_request(item, "text", "yesno", "/root", style)
     assert text.audio == () and '"dog"' in text.prompt and "<audio>" not in text.prompt

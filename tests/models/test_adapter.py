@@ -77,3 +77,21 @@ def test_bad_clip_is_an_item_error(adapter, clips):
     assert out[1].value is None and "bad.wav" in out[1].error
     assert out[2].value is None and "2 <audio> marker(s) but 1 clip" in out[2].error
     assert out[0].value == adapter.yes_no(reqs[:1])[0].value
+
+
+def test_questions_sharing_a_prefix_score_as_whole_prompts(adapter, clips):
+    """yes_no runs a shared prefix (one clip, same words up to its audio) once; each answer equals scoring the
+    whole prompt on its own, interleaved and prepended."""
+    from shardkit.models.prompts import collate, encode
+
+    a, b, _ = clips[0]
+    reqs = [Request("is the sound <audio> a dog ?", (a,)), Request("is the sound <audio> a kind of animal ?", (a,)),
+            Request("is the sound <audio> a cat ?", (b,)), Request("is it a dog ?", (a,), Placement.PREPENDED),
+            Request("is it a bird or a cat ?", (a,), Placement.PREPENDED)]
+    adapter.batch_size = 8
+    got = adapter.yes_no(reqs)
+    m = adapter.model
+    for r, g in zip(reqs, got, strict=True):
+        one = collate([encode(m.tokenizer, r.prompt, 1, N_A, r.placement, m.template)[0]], m.pad_id)
+        want = m.yes_no(one["input_ids"], one["attention_mask"], one["position_ids"], adapter.audio_embeds(r.audio))
+        assert abs(g.value - float(want[0])) < 1e-4

@@ -193,3 +193,27 @@ def test_place_marker_variants():
     assert place_marker(q, "end", cue=False) == "Is the sound a kind of animal? <audio>"
     with pytest.raises(ShardkitError, match="marker position"):
         place_marker(q, "left")
+
+
+def test_shared_prefix_yes_no_equals_full_recompute(model):
+    """KV reuse: prefixes (text + audio) run once and their cache is shared by every question's suffix; the
+    log-odds equal scoring each whole prompt (rows of different suffix lengths, prefixes of different lengths)."""
+    audio = model.encode_audio(clips(2))
+    questions = [("is the sound <audio> a kind of animal ?", 0), ("is the sound <audio> a dog ?", 0),
+                 ("is it <audio> a cat or a bird ?", 1), ("is the sound <audio> what ?", 0)]
+    full = batch(model, [(q, 1) for q, _ in questions])
+    want = model.yes_no(full["input_ids"], full["attention_mask"], full["position_ids"],
+                        audio[[c for _, c in questions]])
+    prefixes, rows, owner = {}, [], []
+    for q, c in questions:
+        ids = encode(model.tokenizer, q, 1, N_A, Placement.INTERLEAVED, model.template)[0]
+        cut = max(k for k, x in enumerate(ids) if x == AUDIO_ID) + 1  # everything up to the audio's end is shared
+        owner.append(prefixes.setdefault((c, tuple(ids[:cut])), len(prefixes)))
+        rows.append(ids[cut:])
+    assert len(prefixes) == 2  # three questions about clip 0 share one prefix
+    t = max(map(len, rows))
+    suffix = torch.tensor([r + [model.pad_id] * (t - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (t - len(r)) for r in rows])
+    pre = collate([list(p) for _, p in prefixes], model.pad_id)
+    got = model.yes_no_prefixed(pre, audio[[c for c, _ in prefixes]], suffix, mask, torch.tensor(owner))
+    assert torch.allclose(got, want, atol=TOL)

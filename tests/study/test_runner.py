@@ -54,7 +54,8 @@ def test_report_of_a_study(micro):
     assert "## The paper's table" in report and "| FT-Large |" in report and "+17.73 points" in report
     for png in ("bars", "tradeoff", "pr", "loss"):
         assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
-    lora = json.loads((out / "stages" / result["stages"][-4]["id"] / "setup.json").read_text())
+    lora_id = next(s["id"] for s in result["stages"] if s["name"] == "LoRA r=4" and s["kind"] == "train")
+    lora = json.loads((out / "stages" / lora_id / "setup.json").read_text())
     assert lora["config"]["lora_r"] == 4 and lora["config"]["lora_alpha"] == 8
     ft_small = next(s for s in result["stages"] if s["name"] == "FT-Small" and s["kind"] == "eval")
     cfg = json.loads((out / "stages" / ft_small["id"] / "config.json").read_text())["config"]

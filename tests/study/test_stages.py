@@ -38,7 +38,7 @@ def test_one_change_one_branch():
     assert changed({"ablations": {"position": ["start"]}}) == {("eval", "position=end")}
     evals_only = changed({"eval": {"n_boot": 200}})
     assert evals_only and all(kind == "eval" for kind, _ in evals_only)
-    stage0 = changed({"stage0": {"train": {"lr": 0.002}}})  # everything downstream of stage 0, but not SHARD/data
+    stage0 = changed({"stage0": {"train": {"lr": 0.003}}})  # everything downstream of stage 0, but not SHARD/data
     assert ("train", "stage 0") in stage0 and ("eval", "original") in stage0 and ("train", "FT-Small") in stage0
     assert not any(kind in ("shard", "data") for kind, _ in stage0)
 
