@@ -1,0 +1,58 @@
+"""What every benchmark shares: machine facts, a printed table and a JSON file under benchmarks/results/.
+
+Benchmarks measure; they never assert a speed. Each run records the machine it ran on, so a ratio is only ever
+read against the numbers of the same run.
+"""
+
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def save(name: str, payload: dict, folder: Path = RESULTS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, "machine": machine(), **payload}, indent=2) + "\n")
+    return path
+
+
+def table(title: str, columns: list[str], rows: list[list]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c, justify="left" if c == columns[0] else "right")
+    for r in rows:
+        t.add_row(*(f"{v:,.3g}" if isinstance(v, float) else str(v) for v in r))
+    Console(width=140).print(t)
+
+
+def shard_items(out: Path) -> tuple[list[dict], str]:
+    """The default SHARD build (from the bundled clips) and its audio root, built into `out` once."""
+    from shardkit.benchmark.build import BuildConfig, build
+    from shardkit.eval.runner import load_shard
+
+    if not (out / "meta.json").is_file():
+        build(out, BuildConfig())
+    items, meta = load_shard(out)
+    return items, meta["audio_root"]
