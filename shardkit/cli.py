@@ -449,8 +449,7 @@ def parser() -> argparse.ArgumentParser:
                                     "evaluate every condition and ablation, and write RUN/report.md, study.json and "
                                     "plots/. Every stage is cached under RUN/stages/ by the hash of its config: rerun "
                                     "the same command to resume; change one key and only what depends on it reruns. "
-                                    f"Shipped presets: {', '.join(preset_names())} (shardkit/study/presets/).",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                    f"Shipped presets: {', '.join(preset_names())} (shardkit/study/presets/).")
     st.add_argument("--preset", required=True, metavar="NAME|FILE", help="shipped preset name or a YAML file")
     st.add_argument("--out", type=Path, required=True, metavar="RUN", help="study folder (resumed if it exists)")
     st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -246,6 +246,8 @@ def _plots(folder: Path, study: dict) -> None:
             prev = (x, y)
     ax.set(xlabel="identity accuracy, embedding (%)", ylabel="mean of synonym and hypernym F1 (%)",
            title="reasoning vs labelling")
+    ax.set_xlim(left=-1, right=max(ax.get_xlim()[1], 10))  # percent axes from 0, even when nobody labels right
+    ax.set_ylim(bottom=min(ax.get_ylim()[0], 0), top=max(ax.get_ylim()[1], 10))
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     _save(fig, folder / "tradeoff.png")
 

@@ -57,3 +57,15 @@ def test_base_chain_and_sets(tmp_path):
     with pytest.raises(ShardkitError, match="expected section.key=value"):
         parse_sets(["tuning.large"])
     assert merge({"a": {"b": 1, "c": 2}}, {"a": {"b": 3}}) == {"a": {"b": 3, "c": 2}}
+
+
+def test_cli_plan_and_one_line_errors(tmp_path):
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-m", "shardkit", "study", "--out", str(tmp_path / "run")]
+    r = subprocess.run([*run, "--preset", "cpu-demo", "--plan"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "FT-Large" in r.stdout and "to run" in r.stdout and not (tmp_path / "run").exists()
+    r = subprocess.run([*run, "--preset", "cpu-demo", "--set", "tuning.large=oops"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tuning.large='oops'" in r.stderr
