@@ -4,8 +4,9 @@ The baseline does what LTU's inference scripts do for every question: read the c
 front end and encoder, build one prompt, `generate` an answer (batch 1, greedy here, at shardkit's answer length;
 LTU samples up to 400 tokens, which would only be slower) and parse yes/no from the text. shardkit scores the
 same questions through its adapter (batched, length-sorted, encoder once per clip, yes/no read from the next-token
-logits), starting from an empty feature cache. Runs alternate (baseline, yesno, generate, baseline, ...), and each
-ratio is between medians of the same run.
+logits, each clip's shared question prefix run once and its KV cache reused), starting from an empty feature
+cache; "no prefix reuse" scores every prompt whole, to measure what the reuse gives. Runs alternate (baseline,
+yesno, ..., baseline, ...), and each ratio is between medians of the same run.
 
     python -m benchmarks.eval_throughput                        # CPU, tiny-ltu, 96 questions, 2 rounds
     python -m benchmarks.eval_throughput --items 16 --rounds 1  # quick look
@@ -77,10 +78,11 @@ def main() -> None:
     adapter.batch_size = args.batch_size
     counter = adapter.featurize = Counting(adapter.featurize)
 
-    def shardkit(kind: str):
+    def shardkit(kind: str, share_prefix: bool = True):
         def run():
             adapter.forget_audio()  # cold: empty in-memory embeddings and an empty on-disk feature cache
             adapter.cache = FeatureCache(Path(tempfile.mkdtemp(dir=work)), adapter.feature_id)
+            adapter.share_prefix = share_prefix
             if kind == "yesno":
                 return adapter.yes_no(requests)
             return adapter.generate(requests, max_new_tokens=args.max_new_tokens)
@@ -88,7 +90,8 @@ def main() -> None:
 
     lengths: list[int] = []  # tokens the baseline generates per question: its cost depends on them
     runs = {"LTU-style loop": lambda: ltu_style(adapter, requests, args.max_new_tokens, lengths),
-            "shardkit yesno": shardkit("yesno"), "shardkit generate": shardkit("generate")}
+            "shardkit yesno": shardkit("yesno"), "shardkit yesno, no prefix reuse": shardkit("yesno", False),
+            "shardkit generate": shardkit("generate")}
     times: dict[str, list[float]] = {k: [] for k in runs}
     encoder_runs: dict[str, int] = {}
     ltu_style(adapter, requests[:2], 4)  # warm-up: first-call costs (threads, allocator) out of every timing

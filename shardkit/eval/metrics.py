@@ -177,19 +177,21 @@ def conditioned_on_identity(reasoning_correct: np.ndarray, clip_of_item: np.ndar
     return out
 
 
-def _correct(kind: str, data: Data) -> np.ndarray:
-    """Per-item correctness: pred == gold for yes/no (unparsed is wrong), data["correct"] for identity."""
+def _correct(kind: str, data: Data, identity_key: str = "correct") -> np.ndarray:
+    """Per-item correctness: pred == gold for yes/no (unparsed is wrong), data[identity_key] for identity."""
     if kind == YES_NO:
         return np.asarray(data["pred"], dtype=np.float64) == np.asarray(data["gold"], dtype=bool)
-    return data["correct"].astype(bool)
+    return data[identity_key if identity_key in data else "correct"].astype(bool)
 
 
 def compare(data_a: Data, data_b: Data, task: str, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-            metrics: tuple[str, ...] | None = None) -> dict:
+            metrics: tuple[str, ...] | None = None, identity_key: str = "correct") -> dict:
     """Condition B against A on the same items: per metric diff B − A with a paired clustered CI, and McNemar.
 
     Items are paired by position and must share clips (and gold answers); an item with an error in either
-    condition is left out of both. Returns {"n", "n_error", <metric>: {"diff", "ci", "higher_is_better"}, ...,
+    condition is left out of both. McNemar reads identity correctness from `identity_key` ("correct": the string
+    match; "correct_embedding": the embedding match) when the data have it. Returns {"n", "n_error", <metric>:
+    {"diff", "ci", "higher_is_better"}, ...,
     "mcnemar": {"b", "c", "right_to_wrong", "wrong_to_right", "n", "p"}}; see apply_holm for the family.
     """
     kind = _kind(task)
@@ -215,7 +217,7 @@ def compare(data_a: Data, data_b: Data, task: str, n_boot: int = 1000, seed: int
     for name, m in _metrics_for(task, both, metrics).items():
         r = paired_bootstrap_diff(m.fn, a, b, cluster, n_boot, seed, alpha)
         out[name] = {"diff": r["diff"], "ci": [r["lo"], r["hi"]], "higher_is_better": m.higher_is_better}
-    out["mcnemar"] = mcnemar_exact(_correct(kind, a), _correct(kind, b))
+    out["mcnemar"] = mcnemar_exact(_correct(kind, a, identity_key), _correct(kind, b, identity_key))
     return out
 
 

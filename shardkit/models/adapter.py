@@ -60,6 +60,7 @@ class SpliceAdapter:
     dtype: torch.dtype = torch.float32
     batch_size: int = 8
     cache: object | None = None  # shardkit.audio.cache.FeatureCache
+    share_prefix: bool = True  # yes_no: run each clip's shared question prefix once (False: every prompt whole)
     _embeds: dict = field(default_factory=dict, repr=False)  # AudioRef -> [n_a, d], valid while weights are fixed
 
     # ------------------------------------------------------------------ audio
@@ -128,7 +129,7 @@ class SpliceAdapter:
         for i in order:
             ids = seqs[i][0]
             cut = max((k for k, x in enumerate(ids) if x == AUDIO_ID), default=len(ids) - 1) + 1
-            if cut < len(ids):
+            if cut < len(ids) and self.share_prefix:
                 groups.setdefault((requests[i].audio, tuple(ids[:cut])), []).append(i)
             else:  # no audio, or audio at the very end: nothing to share
                 plain.append(i)

@@ -79,6 +79,15 @@ def _metrics_table(rows: list[dict], extra: bool) -> list[str]:
     return out
 
 
+def _auroc_table(rows: list[dict]) -> list[str]:
+    """Threshold-free discrimination: a model that leans to one answer can still rank yes-items above no-items."""
+    out = ["| row | synonym AUROC | hypernym AUROC |", "|---|---|---|"]
+    for r in rows:
+        out.append(f"| {_cell(r['name'])} | " + " | ".join(fmt(_metric(r, t, "auroc"), pct=False) for t in YESNO)
+                   + " |")
+    return out
+
+
 def _tests_table(tests: list[dict], forgetting: bool = False) -> list[str]:
     if forgetting:
         head = "| task | A → B | Δidentity (string) [CI] | Δidentity (embedding) [CI] |"
@@ -111,7 +120,8 @@ def _reference_table(reference: list[dict]) -> list[str]:
 HOW_TO_READ = (
     "**How to read this.** Figures are percentages with 95% confidence intervals from a clip-clustered bootstrap "
     "(items of one clip are resampled together). Differences are B − A in percentage points. McNemar's test is "
-    "exact, on per-item correctness of the same items under A and B; Holm's correction runs within each table. "
+    "exact, on per-item correctness of the same items under A and B (identity: the embedding match); Holm's "
+    "correction runs within each table. "
     "Identity (embedding) is LTU's convention: the answer's top-1 among the 527 AudioSet labels by MiniLM sentence "
     "embedding, accepted when it is the gold class, a class below it, or another label of the clip; identity "
     "(string) accepts a whole-word mention of any alias of the gold label. right→wrong and "
@@ -136,6 +146,11 @@ def write_report(out: Path, study: dict) -> None:
     others = [r for r in rows if r["group"] != "condition"]
     if others:
         lines += ["## Ablations and controls", ""] + _metrics_table(others, extra=True) + [""]
+    if any(_metric(r, t, "auroc") for r in rows for t in YESNO):
+        lines += ["## Discrimination, free of the yes/no bias", "", "F1 depends on where a model puts its yes/no "
+                  "boundary: on SHARD's balanced items, answering yes to everything scores precision 50, recall 100, "
+                  "F1 66.7. AUROC of the yes-vs-no log-odds asks only whether yes-items rank above no-items "
+                  "(0.5: chance).", ""] + _auroc_table(rows) + [""]
     if study.get("reference"):
         lines += ["## Seed paper vs this run", "", "The seed paper's column repeats its published figures "
                   "for comparison; they were not reproduced here.", ""]

@@ -202,7 +202,8 @@ def _tests(cfg: StudyConfig, plan: Plan, records: dict) -> dict[str, list[dict]]
         for a, b in pairs:
             for task in tasks:
                 if task in records[a] and task in records[b]:
-                    t = paired_test(records[a][task], records[b][task], task, cloze, cloze, n_boot, seed)
+                    t = paired_test(records[a][task], records[b][task], task, cloze, cloze, n_boot, seed,
+                                    identity_key="correct_embedding")  # LTU's convention, as the table's headline
                     if t is not None:
                         out.append({"a": a, "b": b, **t})
         if out:

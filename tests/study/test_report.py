@@ -112,6 +112,10 @@ def test_tables_hold_every_row(written):
     assert _line(md, "| FT-Large |").split(" | ")[4] == "–"  # hypernym precision is undefined
     control = _line(md, "| control (original) | original |")
     assert control.endswith("| – | – |")  # controls have no identity
+    auroc = study["rows"][0]["metrics"]["hypernym"]["auroc"]
+    section = md.split("## Discrimination, free of the yes/no bias")[1].split("##")[0]
+    cell = f"{auroc['value']:.2f} [{auroc['ci'][0]:.2f}, {auroc['ci'][1]:.2f}] |"
+    assert _line(section, "| original |").endswith(cell)
 
 
 def test_reference_and_tests(written):
