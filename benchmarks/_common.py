@@ -12,6 +12,17 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # as the shardkit command: models come from packages, never a hub
+
+
+def quiet() -> None:
+    """The tables are the output: no weight-loading bars, no library deprecation chatter."""
+    import warnings
+
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
 
 
 def machine() -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import RESULTS, peak_rss_mb, save, shard_items, table
+from benchmarks._common import RESULTS, peak_rss_mb, quiet, save, shard_items, table
 from shardkit.audio.cache import FeatureCache
 from shardkit.eval.scoring import PromptStyle, make_request, parse_yes_no
 from shardkit.models.prompts import collate, encode
@@ -66,6 +66,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=24, help="answer length for generate (shardkit's default)")
     p.add_argument("--results", type=Path, default=RESULTS, help="folder for eval_throughput.json")
     args = p.parse_args()
+    quiet()
 
     from shardkit.models.registry import load_model
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import RESULTS, save, shard_items, table
+from benchmarks._common import RESULTS, quiet, save, shard_items, table
 from shardkit.eval.scoring import PromptStyle, make_request
 
 
@@ -43,6 +43,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="timings per batch size; the median is reported")
     p.add_argument("--results", type=Path, default=RESULTS, help="folder for limit.json")
     args = p.parse_args()
+    quiet()
 
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks._common import RESULTS, peak_rss_mb, save, table
+from benchmarks._common import RESULTS, peak_rss_mb, quiet, save, table
 
 
 def main() -> None:
@@ -27,6 +27,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--results", type=Path, default=RESULTS, help="folder for train_step.json")
     args = p.parse_args()
+    quiet()
 
     from shardkit.audio.io import load_audio
     from shardkit.models.registry import load_model
