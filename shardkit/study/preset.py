@@ -10,6 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shardkit.config import read_mapping
 from shardkit.errors import ShardkitError
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -60,8 +61,6 @@ def preset_names() -> list[str]:
 
 def _read(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
     """The YAML mapping of a preset name or file, with its `base:` chain merged underneath."""
-    import yaml
-
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = PRESETS_DIR / f"{name_or_path}.yaml"
@@ -69,14 +68,7 @@ def _read(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
             close = difflib.get_close_matches(str(name_or_path), preset_names(), n=1)
             raise ShardkitError(f"no preset {name_or_path!r}" + (f"; did you mean {close[0]!r}?" if close else "")
                                 + f" (shipped: {', '.join(preset_names())}; or give a .yaml path)")
-    if not path.is_file():
-        raise ShardkitError(f"{path}: preset file not found")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ShardkitError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
-    if not isinstance(values, dict):
-        raise ShardkitError(f"{path}: a preset is a mapping of sections to values")
+    values = read_mapping(path, "preset")
     base = values.pop("base", None)
     if base is None:
         return values

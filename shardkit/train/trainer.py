@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shardkit import __version__
+from shardkit.config import read_mapping
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef
 from shardkit.models.prompts import AUDIO_ID, IGNORE, collate, encode, truncate
@@ -125,19 +126,7 @@ def _coerce(name: str, value, kind) -> tuple[object, str | None]:
 
 def load_config(path: Path | None = None, overrides: dict | None = None) -> TrainConfig:
     """Defaults < YAML file < overrides; every problem (unknown key, type, value) reported at once, in one line."""
-    import yaml
-
-    values: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ShardkitError(f"{path}: train config not found")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ShardkitError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
-        if not isinstance(values, dict):
-            raise ShardkitError(f"{path}: a train config is a mapping of keys to values")
+    values = read_mapping(path, "train config") if path is not None else {}
     values = {**values, **(overrides or {})}
     kinds = {f.name: f.type for f in fields(TrainConfig)}
     problems, clean = [], {}
