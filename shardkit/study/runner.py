@@ -41,7 +41,9 @@ def _spec(out: Path, model: str, tuned: str | None) -> str:
 def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: int, barrier) -> None:
     """Run one stage into its folder through its command's library function (which resumes by itself)."""
     folder, c, inputs = stage_dir(out, stage.id), stage.config, stage.inputs
-    tick = lambda done, total, *extra: progress(stage, done, total, _extra(extra))  # noqa: E731
+
+    def tick(done: int, total: int, *extra) -> None:  # training also reports (loss, samples/s)
+        progress(stage, done, total, _extra(extra))
     if stage.kind == "shard":
         from shardkit.benchmark.build import BuildConfig, build
 
@@ -153,7 +155,8 @@ def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
               for t, recs in records[r.name].items() if t in YESNO and any(x["score"] is not None for x in recs)}
         rows.append({**asdict(r), "metrics": results["metrics"][r.condition], "pr": pr})
     tests = _tests(cfg, plan, records)
-    shard_meta = json.loads((stage_dir(out, next(iter(plan.stages))) / "meta.json").read_text())
+    shard_id = next(sid for sid, st in plan.stages.items() if st.kind == "shard")
+    shard_meta = json.loads((stage_dir(out, shard_id) / "meta.json").read_text())
     tuning = _train_config(cfg.tuning)
     return {
         "name": cfg.name, "description": " ".join(cfg.description.split()),

@@ -88,9 +88,8 @@ def plan_study(cfg: StudyConfig) -> Plan:
 
     start = None
     if cfg.stage0:
-        start = train("stage 0", cfg.stage0, data("stage 0", cfg.stage0, cfg.stage0.get("data", {}).get("size",
-                                                                                                         40_000)), None)
-        p.tunings["stage 0"] = start
+        size = (cfg.stage0.get("data") or {}).get("size", 40_000)  # DataConfig's default
+        start = p.tunings["stage 0"] = train("stage 0", cfg.stage0, data("stage 0", cfg.stage0, size), None)
     tunings = {"ft-small": cfg.small, "ft-large": cfg.large}
     data_ids = {k: data(CONDITIONS[k], cfg.tuning, n) for k, n in tunings.items()}
     model = {"original": start, "zero-shot": start}
