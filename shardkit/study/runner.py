@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from shardkit.errors import ShardkitError
@@ -130,8 +131,6 @@ def _check_run(out: Path, cfg: StudyConfig, rank: int) -> None:
             raise ShardkitError(f"{out} holds study {old['name']!r}, not {cfg.name!r}: use another --out")
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        from dataclasses import asdict
-
         atomic_write(path, json.dumps(asdict(cfg), indent=2, ensure_ascii=False) + "\n")
 
 
@@ -140,8 +139,6 @@ def _check_run(out: Path, cfg: StudyConfig, rank: int) -> None:
 
 def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
     """Every number the report shows, from the finished stages: rows, paired tests, reference, losses, scale."""
-    from dataclasses import asdict
-
     from shardkit.eval.compare import load_run
 
     runs = {sid: load_run(stage_dir(out, sid)) for sid in {r.eval for r in plan.rows}}
@@ -158,6 +155,7 @@ def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
     shard_id = next(sid for sid, st in plan.stages.items() if st.kind == "shard")
     shard_meta = json.loads((stage_dir(out, shard_id) / "meta.json").read_text())
     tuning = _train_config(cfg.tuning)
+    losses = [_losses(name, stage_dir(out, sid)) for name, sid in plan.tunings.items()]  # one setup.json read each
     return {
         "name": cfg.name, "description": " ".join(cfg.description.split()),
         "command": f"shardkit study --preset {cfg.name} --out {out}", "model": cfg.model, "device": cfg.device,
@@ -165,10 +163,11 @@ def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
         "shard": {"sha256": shard_meta["sha256"], "n_items": shard_meta["n_items"], "n_clips": shard_meta["n_clips"],
                   "limit": cfg.eval.get("limit")},
         "scale": {"small": cfg.small, "large": cfg.large, "paper_small": PAPER_SIZES["small"],
-                  "paper_large": PAPER_SIZES["large"], "steps": _steps(plan, out), "lr": tuning.lr,
-                  "lora_r": tuning.lora_r, "lora_alpha": tuning.lora_alpha, "note": " ".join(cfg.note.split())},
+                  "paper_large": PAPER_SIZES["large"], "steps": {x["name"]: x["steps"] for x in losses},
+                  "lr": tuning.lr, "lora_r": tuning.lora_r, "lora_alpha": tuning.lora_alpha,
+                  "note": " ".join(cfg.note.split())},
         "rows": rows, "tests": tests, "reference": _reference(rows, tests),
-        "losses": [_losses(name, stage_dir(out, sid)) for name, sid in plan.tunings.items()],
+        "losses": losses,
     }
 
 
@@ -178,16 +177,12 @@ def _train_config(section: dict):
     return load_config(overrides={**(section.get("train") or {}), "model": "x", "data": "x"})
 
 
-def _steps(plan: Plan, out: Path) -> dict[str, int]:
-    return {name: json.loads((stage_dir(out, sid) / "setup.json").read_text())["plan"]["total_steps"]
-            for name, sid in plan.tunings.items()}
-
-
 def _losses(name: str, folder: Path) -> dict:
     setup = json.loads((folder / "setup.json").read_text())
     log_path = folder / "log.jsonl"
     rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()] if log_path.exists() else []
-    return {"name": name, "global_batch": setup["plan"]["global_batch"], "log": rows}
+    return {"name": name, "global_batch": setup["plan"]["global_batch"], "steps": setup["plan"]["total_steps"],
+            "log": rows}
 
 
 def _tests(cfg: StudyConfig, plan: Plan, records: dict) -> dict[str, list[dict]]:
