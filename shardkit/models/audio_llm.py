@@ -20,12 +20,27 @@ YES = ("yes", "Yes", "YES", " yes", " Yes", " YES")
 NO = ("no", "No", "NO", " no", " No", " NO")
 
 
-def answer_token_ids(tokenizer, words: tuple[str, ...]) -> list[int]:
-    """Every single-token spelling of an answer word that the tokenizer has (casings, leading space)."""
-    ids = {tokenizer(w, add_special_tokens=False).input_ids[0] for w in words
-           if len(tokenizer(w, add_special_tokens=False).input_ids) == 1}
+def answer_token_ids(tokenizer, words: tuple[str, ...], prompt_text: str) -> list[int]:
+    """Ids the model would emit first for an answer word right after `prompt_text`, over all its spellings.
+
+    Each spelling is tokenised after the rendered prompt, not alone: a SentencePiece tokenizer (LLaMA) gives "Yes"
+    alone its dummy-prefix form `▁Yes`, but after "### Response:\n" the answer is `Yes`, a different id. A spelling
+    counts only if the prompt's own tokens stay unchanged and its first new token is the whole word, not a
+    fragment such as "Y".
+
+    Raises ShardkitError when no spelling gives a whole-word token after the prompt.
+    """
+    base = tokenizer(prompt_text, add_special_tokens=False).input_ids
+    ids = set()
+    for w in words:
+        full = tokenizer(prompt_text + w, add_special_tokens=False).input_ids
+        if len(full) > len(base) and full[: len(base)] == base:  # the answer continues the prompt's tokens
+            first = full[len(base)]
+            if tokenizer.decode([first]).strip(" ▁").lower() == w.strip().lower():
+                ids.add(first)
     if not ids:
-        raise ShardkitError(f"tokenizer has no single-token spelling of {words[0]!r}")
+        raise ShardkitError(f"no spelling of {words[0]!r} is a single whole-word token after the prompt "
+                            f"{prompt_text[-40:]!r}; the tokenizer splits the answer word")
     return sorted(ids)
 
 
@@ -121,8 +136,10 @@ class AudioLLM(nn.Module):
         return logp[:, yes].logsumexp(-1) - logp[:, no].logsumexp(-1)
 
     def _yes_no_ids(self) -> tuple[list[int], list[int]]:
+        """Answer ids as they follow this template's end (the assistant prefix); the question does not matter."""
         if not hasattr(self, "_yn"):
-            self._yn = (answer_token_ids(self.tokenizer, YES), answer_token_ids(self.tokenizer, NO))
+            prompt = self.template.render("Q")
+            self._yn = (answer_token_ids(self.tokenizer, YES, prompt), answer_token_ids(self.tokenizer, NO, prompt))
         return self._yn
 
     @torch.no_grad()

@@ -172,9 +172,10 @@ class Qwen2AudioAdapter:
 
     @torch.no_grad()
     def yes_no(self, requests: Sequence[Request]) -> list[Result]:
-        """log P(yes) − log P(no) at the next token, summed over every single-token spelling of each."""
+        """log P(yes) − log P(no) at the next token, summed over every spelling of each that can follow the prompt."""
         if self._yn is None:
-            self._yn = (answer_token_ids(self.tokenizer, YES), answer_token_ids(self.tokenizer, NO))
+            prompt = self.render(Request("Q"))  # the chat text up to the assistant turn, as every row ends
+            self._yn = (answer_token_ids(self.tokenizer, YES, prompt), answer_token_ids(self.tokenizer, NO, prompt))
         yes, no = self._yn
         waves, errors, rows, order = self._prepare(requests)
         out = {i: Result(None, e) for i, e in errors.items()}
