@@ -3,7 +3,7 @@
 One question template per task, with a `{subject}` slot that `place_marker` fills with the audio marker (or,
 for the text-only control, the gold label in words). Yes/no questions end with their candidate, so every
 question about one clip shares all tokens up to it, which the adapter computes once (KV-cache reuse). Yes/no
-answers are parsed two ways — strictly (the first word) and leniently (the last yes/no anywhere) — and an answer
+answers are parsed two ways — strictly (the first word) and leniently (the first whole-word yes/no) — and an answer
 that parses to neither stays unparsed: it is counted, never guessed. Cloze turns each task into a statement
 whose continuation is the candidate.
 """
@@ -70,10 +70,14 @@ _YESNO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
 def parse_yes_no(text: str | None) -> tuple[str | None, str | None]:
-    """(strict, lenient) parse: strict = the first word is yes/no; lenient = the last yes/no anywhere."""
+    """(strict, lenient) parse: strict = the first word is yes/no; lenient = the first whole-word yes/no anywhere.
+
+    The first, not the last: an answer leads with its verdict ("Yes, there is no doubt"), and later yes/no words
+    are usually part of the explanation.
+    """
     if not text:
         return None, None
     first = re.match(r"\W*(\w+)", text)
     strict = first.group(1).lower() if first and first.group(1).lower() in ("yes", "no") else None
-    found = _YESNO.findall(text)
-    return strict, (found[-1].lower() if found else None)
+    found = _YESNO.search(text)
+    return strict, (found.group(1).lower() if found else None)

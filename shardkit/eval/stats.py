@@ -3,6 +3,8 @@
 Several items share one clip, so items are not independent; resampling clips (all of a clip's items move
 together) keeps the intervals honest. Every metric takes optional item weights of shape [n] or [r, n], so a
 bootstrap is one multinomial draw per clip and replicate followed by a few matrix products, not a Python loop.
+An unparsed yes/no answer is never credited: it is wrong in every binary metric, as if the model had given the
+wrong label (a miss on a positive, a false positive on a negative), so not answering cannot raise a score.
 """
 
 import logging
@@ -67,33 +69,39 @@ def _check_pred(gold: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndar
 def binary_counts(gold: np.ndarray, pred: np.ndarray, weights: np.ndarray | None = None) -> dict:
     """(Weighted) counts of a yes/no table in which unparsed answers (NaN) stay in.
 
-    tp: yes on a positive; fp: yes on a negative; fn: a positive not answered yes (unparsed included);
-    tn: no on a negative; unparsed: NaN answers of either gold; n: all items. Unparsed negatives are in n only.
-    Values are floats, or arrays [r] for weights [r, n].
+    tp: yes on a positive; fp: yes on a negative (unparsed negatives not included); fn: a positive not answered
+    yes (unparsed positives included); tn: no on a negative; unparsed_pos, unparsed_neg: NaN answers on a
+    positive, on a negative; unparsed: their sum; n: all items, so tp + fp + fn + tn + unparsed_neg = n.
+    `binary_metrics` adds unparsed_neg to fp. Values are floats, or arrays [r] for weights [r, n].
     """
     gold, pred = _check_pred(gold, pred)
     weights = _check_weights(weights, len(gold))
-    yes, no = pred == 1, pred == 0
+    yes, no, nan = pred == 1, pred == 0, np.isnan(pred)
     return {
         "tp": _wsum(gold & yes, weights),
         "fp": _wsum(~gold & yes, weights),
         "fn": _wsum(gold & ~yes, weights),
         "tn": _wsum(~gold & no, weights),
-        "unparsed": _wsum(np.isnan(pred), weights),
+        "unparsed_pos": _wsum(gold & nan, weights),
+        "unparsed_neg": _wsum(~gold & nan, weights),
+        "unparsed": _wsum(nan, weights),
         "n": _wsum(np.ones(len(gold), dtype=bool), weights),
     }
 
 
 def binary_metrics(gold: np.ndarray, pred: np.ndarray, weights: np.ndarray | None = None) -> dict:
-    """precision, recall, f1, accuracy, unparsed_rate and n, with every unparsed answer in the denominators.
+    """precision, recall, f1, accuracy, unparsed_rate and n, with an unparsed answer wrong in every metric.
 
-    Unparsed counts as wrong (accuracy), as a positive left unrecalled (recall) and as no positive prediction
-    (precision). precision = tp / (tp + fp) is NaN when nothing was answered yes; recall is NaN with no
-    positives; f1 = 2tp / (2tp + fp + fn), so it is 0 (not NaN) when there are positives but no yes answers,
-    and NaN only when there are neither.
+    An unparsed answer scores as the wrong label, so a model cannot gain by not answering: on a positive it is a
+    miss (in fn), on a negative a false positive. With FP = fp + unparsed_neg: precision = tp / (tp + FP), NaN
+    when nothing was answered yes or left unparsed on a negative; recall = tp / (tp + fn), NaN with no
+    positives; f1 = 2tp / (2tp + FP + fn), 0 (not NaN) when tp = 0 and anything else is there, NaN only with no
+    positives and FP = 0; accuracy = (tp + tn) / n; unparsed_rate = unparsed / n. These equal the usual
+    metrics of the predictions with each unparsed answer replaced by the wrong label.
     """
     c = binary_counts(gold, pred, weights)
-    tp, fp, fn, tn, n = c["tp"], c["fp"], c["fn"], c["tn"], c["n"]
+    tp, fn, tn, n = c["tp"], c["fn"], c["tn"], c["n"]
+    fp = c["fp"] + c["unparsed_neg"]
     return {
         "precision": _ratio(tp, tp + fp),
         "recall": _ratio(tp, tp + fn),

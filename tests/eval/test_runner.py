@@ -127,7 +127,7 @@ def test_parse_yes_no_strict_and_lenient():
     assert parse_yes_no("Yes, it is.") == ("yes", "yes")
     assert parse_yes_no("No.") == ("no", "no")
     assert parse_yes_no("I think so. Yes") == (None, "yes")
-    assert parse_yes_no("Yes... actually no") == ("yes", "no")  # lenient: the last one wins
+    assert parse_yes_no("Yes... actually no") == ("yes", "yes")  # lenient: the first one wins
     assert parse_yes_no("It is a dog.") == (None, None)
     assert parse_yes_no("Yesterday") == (None, None) and parse_yes_no("") == (None, None)
 

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from shardkit.errors import ShardkitError
 from shardkit.eval import stats
@@ -14,6 +15,7 @@ from shardkit.eval.stats import (
     holm,
     mcnemar_exact,
     paired_bootstrap_diff,
+    weighted_mean,
 )
 
 NAN = float("nan")
@@ -62,6 +64,7 @@ def test_six_item_table_with_one_unparsed():
     pred = np.array([1.0, 0.0, NAN, 1.0, 0.0, 0.0])
     c = binary_counts(gold, pred)
     assert (c["tp"], c["fp"], c["fn"], c["tn"], c["unparsed"], c["n"]) == (1, 1, 2, 2, 1, 6)
+    assert (c["unparsed_pos"], c["unparsed_neg"]) == (1, 0)  # the unparsed positive is already in fn
     m = binary_metrics(gold, pred)
     assert m["precision"] == pytest.approx(1 / 2)
     assert m["recall"] == pytest.approx(1 / 3)  # the unparsed positive is not recalled
@@ -70,17 +73,27 @@ def test_six_item_table_with_one_unparsed():
     assert m["unparsed_rate"] == pytest.approx(1 / 6)
 
 
-def test_unparsed_negative_counts_against_accuracy_only():
-    gold = np.array([True, False, False])
-    pred = np.array([1.0, 0.0, NAN])
+def test_unparsed_negative_is_a_false_positive_never_credited():
+    # "yes" on every positive and no parse on every negative used to score P = R = F1 = 1.0 (issue finding 5).
+    gold = np.array([True, True, False, False])
+    pred = np.array([1.0, 1.0, NAN, NAN])
+    c = binary_counts(gold, pred)
+    assert (c["tp"], c["fp"], c["fn"], c["tn"], c["unparsed_pos"], c["unparsed_neg"]) == (2, 0, 0, 0, 0, 2)
     m = binary_metrics(gold, pred)
-    assert (m["precision"], m["recall"], m["f1"]) == (1.0, 1.0, 1.0)
-    assert m["accuracy"] == pytest.approx(2 / 3)
+    assert m["precision"] == pytest.approx(1 / 2)
+    assert m["recall"] == 1.0
+    assert m["f1"] == pytest.approx(2 / 3)
+    assert m["accuracy"] == pytest.approx(1 / 2)
+    m = binary_metrics(np.array([True, False, False]), np.array([1.0, 0.0, NAN]))
+    assert (m["precision"], m["recall"]) == (1 / 2, 1.0)
+    assert m["f1"] == pytest.approx(2 / 3) and m["accuracy"] == pytest.approx(2 / 3)
 
 
 def test_no_yes_answers_precision_nan_f1_zero():
-    m = binary_metrics(np.array([True, False]), np.array([0.0, NAN]))
+    m = binary_metrics(np.array([True, False]), np.array([0.0, 0.0]))
     assert math.isnan(m["precision"]) and m["recall"] == 0.0 and m["f1"] == 0.0
+    m = binary_metrics(np.array([True, False]), np.array([0.0, NAN]))  # the unparsed negative is a false positive
+    assert m["precision"] == 0.0 and m["recall"] == 0.0 and m["f1"] == 0.0
     m = binary_metrics(np.array([False, False]), np.array([0.0, 0.0]))
     assert math.isnan(m["precision"]) and math.isnan(m["recall"]) and math.isnan(m["f1"])
     assert m["accuracy"] == 1.0
@@ -102,6 +115,50 @@ def test_integer_weights_equal_repeated_items_and_rows_are_replicates():
         one = binary_metrics(d["gold"], d["pred"], w[r])
         for k in ("precision", "recall", "f1", "accuracy", "unparsed_rate"):
             assert batch[k][r] == ref[k] == one[k]
+
+
+def _sklearn_binary(gold, pred, weights=None) -> dict:
+    """sklearn's metrics of the predictions with each unparsed answer replaced by the wrong label."""
+    y = np.where(np.isnan(pred), ~gold, pred == 1)
+    kw = {"sample_weight": weights, "zero_division": np.nan}
+    return {"precision": precision_score(gold, y, **kw), "recall": recall_score(gold, y, **kw),
+            "f1": f1_score(gold, y, **kw), "accuracy": accuracy_score(gold, y, sample_weight=weights)}
+
+
+def _random_table(seed: int, unparsed: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    gold = rng.random(80) < 0.4
+    pred = (rng.random(80) < np.where(gold, 0.7, 0.3)).astype(float)
+    pred[rng.random(80) < unparsed] = NAN
+    return gold, pred, rng.integers(0, 4, size=(3, 80)).astype(float)  # weights with zeros
+
+
+@pytest.mark.parametrize("unparsed", [0.0, 0.15, 0.6])
+@pytest.mark.parametrize("seed", range(4))
+def test_binary_metrics_equal_sklearn_with_unparsed_as_the_wrong_label(seed, unparsed):
+    gold, pred, w = _random_table(seed, unparsed)
+    assert (np.isnan(pred).any() and np.isnan(pred[~gold]).any()) == (unparsed > 0)
+    batch = binary_metrics(gold, pred, w)
+    for weights in (None, *w):
+        ours, ref = binary_metrics(gold, pred, weights), _sklearn_binary(gold, pred, weights)
+        for k, v in ref.items():
+            assert ours[k] == pytest.approx(v, abs=1e-12), k
+    for r in range(len(w)):
+        for k, v in _sklearn_binary(gold, pred, w[r]).items():
+            assert batch[k][r] == pytest.approx(v, abs=1e-12), k
+
+
+@pytest.mark.parametrize(("gold", "pred"), [
+    ([True, False], [0.0, NAN]),  # tp = 0, the only "yes" is an unparsed negative: P = R = F1 = 0
+    ([False, False], [NAN, 0.0]),  # no positives: recall NaN, F1 0 (an error was made), precision 0
+    ([False, False], [0.0, 0.0]),  # nothing to count: P, R, F1 NaN
+    ([True, True], [NAN, NAN]),  # every positive unparsed: P NaN, R = F1 = 0
+])
+def test_binary_metrics_equal_sklearn_at_zero_denominators(gold, pred):
+    gold, pred = np.array(gold), np.array(pred)
+    ours, ref = binary_metrics(gold, pred), _sklearn_binary(gold, pred)
+    for k, v in ref.items():
+        assert ours[k] == pytest.approx(v, nan_ok=True), k
 
 
 # --- AUROC ----------------------------------------------------------------------------------------------------
@@ -133,6 +190,19 @@ def test_auroc_weighted_equals_repeated_and_nan_without_a_class():
         auroc(np.array([True, False]), np.array([0.1, NAN]))
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_equals_sklearn_with_ties_and_integer_weights(seed):
+    rng = np.random.default_rng(seed)
+    gold, score = rng.random(70) < 0.4, rng.integers(0, 6, 70).astype(float)  # six levels: ties everywhere
+    w = rng.integers(0, 4, size=(3, 70)).astype(float)
+    assert auroc(gold, score) == pytest.approx(roc_auc_score(gold, score), abs=1e-12)
+    batch = auroc(gold, score, w)
+    for r in range(len(w)):
+        ref = roc_auc_score(gold, score, sample_weight=w[r])
+        assert auroc(gold, score, w[r]) == pytest.approx(ref, abs=1e-12)
+        assert batch[r] == pytest.approx(ref, abs=1e-12)
+
+
 # --- McNemar and Holm -----------------------------------------------------------------------------------------
 
 def test_mcnemar_against_hand_binomial():
@@ -151,6 +221,39 @@ def test_holm_hand_example_and_cap():
     assert holm([]) == []
     with pytest.raises(ShardkitError):
         holm([0.1, NAN])
+
+
+# Fixtures from statsmodels 0.15.0 (numpy 2.4.6, scipy 1.17.1), computed outside the repo:
+#   statsmodels.stats.contingency_tables.mcnemar(table, exact=True).pvalue with
+#   table = [[both right, A right B wrong], [A wrong B right, both wrong]] from the arrays below, and
+#   statsmodels.stats.multitest.multipletests(p, method="holm")[1].
+MCNEMAR_STATSMODELS = [  # (A correct, B correct, table, p)
+    ("1111111011111000", "0000000111111000", [[5, 7], [1, 3]], 0.0703125),
+    ("110100", "110100", [[3, 0], [0, 3]], 1.0),
+    ("101101100110", "011100101011", [[4, 3], [3, 2]], 1.0),
+    ("0010110011100111100101", "1111110111110111111101", [[12, 0], [7, 3]], 0.015625),
+    ("11111111111111010110100010", "01000101100001010110101010", [[10, 9], [1, 6]], 0.021484375),
+]
+HOLM_STATSMODELS = [  # (p, adjusted)
+    ([0.01, 0.04, 0.03, 0.005], [0.03, 0.06, 0.06, 0.02]),
+    ([0.02, 0.02, 0.5, 0.001], [0.06, 0.06, 0.5, 0.004]),
+    ([0.001, 0.013, 0.0125, 0.9, 0.04], [0.005, 0.05, 0.05, 0.9, 0.08]),
+    ([0.3], [0.3]),
+    ([0.3, 0.6, 0.2], [0.6000000000000001, 0.6000000000000001, 0.6000000000000001]),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "table", "p"), MCNEMAR_STATSMODELS)
+def test_mcnemar_equals_statsmodels_exact(a, b, table, p):
+    a, b = np.array([c == "1" for c in a]), np.array([c == "1" for c in b])
+    r = mcnemar_exact(a, b)
+    assert (r["right_to_wrong"], r["wrong_to_right"], r["n"]) == (table[0][1], table[1][0], sum(map(sum, table)))
+    assert r["p"] == pytest.approx(p, abs=1e-12)
+
+
+@pytest.mark.parametrize(("p", "adjusted"), HOLM_STATSMODELS)
+def test_holm_equals_statsmodels(p, adjusted):
+    assert holm(p) == pytest.approx(adjusted, abs=1e-12)
 
 
 # --- bootstrap ------------------------------------------------------------------------------------------------
@@ -231,3 +334,12 @@ def test_length_mismatch_is_an_error():
     d = _realistic(n_clips=5, per_clip=2)
     with pytest.raises(ShardkitError, match="cluster"):
         cluster_bootstrap(_acc, d, d["cluster"][:-1], n_boot=10)
+
+
+def test_cluster_bootstrap_with_one_item_per_clip_is_the_iid_bootstrap():
+    rng = np.random.default_rng(5)
+    x = (rng.random(400) < 0.3).astype(float)
+    ours = cluster_bootstrap(lambda d, w: weighted_mean(d["x"], w), {"x": x}, np.arange(400), n_boot=2000, seed=0)
+    means = x[np.random.default_rng(99).integers(0, 400, size=(2000, 400))].mean(axis=1)
+    iid = np.quantile(means, [0.025, 0.975])
+    assert ours == pytest.approx(tuple(iid), abs=0.02)
