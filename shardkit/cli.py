@@ -44,8 +44,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     for task, c in meta["counts"].items():
         table.add_row(task, str(c["n"]), *(str(c.get(k, "–")) for k in ("yes", "no", "hard", "random")))
     con.print(table)
-    n_words = len(meta["words_with_clips"]) + len(meta["words_without_clips"])
-    con.print(f"words with clips: {len(meta['words_with_clips'])} of {n_words}; "
+    n_words = meta["n_words"]
+    con.print(f"words with items: {len(meta['words_with_items'])} of {n_words}; "
               f"clips without a SHARD word (skipped): {meta['n_clips_without_shard_word']}")
     if meta["unavailable"]:
         con.print(f"[yellow]unavailable audio: {len(meta['unavailable'])} clips[/yellow] (items kept, marked "
@@ -178,8 +178,12 @@ def cmd_make_data(args: argparse.Namespace) -> int:
         with _progress("generating sample audio (first run only)") as progress:
             build_samples(0, progress=progress)
     with _progress("writing samples") as progress:
-        meta = make_data(args.out, cfg, manifest=args.manifest, audio_root=args.audio_root, progress=progress)
+        meta = make_data(args.out, cfg, manifest=args.manifest, audio_root=args.audio_root, progress=progress,
+                         exclude=args.exclude_shard)
     con = Console()
+    if args.exclude_shard is None:
+        con.print("[yellow]note[/yellow]: no --exclude-shard: nothing checks that these clips are not SHARD's "
+                  "(the train split of the bundled samples is not)")
     clips, labels, ov = meta["clips"], meta["labels"], meta["overlap"]
     table = Table(title=f"instruction data → {args.out}  ({cfg.size} samples, {len(meta['shards'])} shards, "
                         f"seed {cfg.seed})")
@@ -190,7 +194,8 @@ def cmd_make_data(args: argparse.Namespace) -> int:
                       str(m["realised"]), f"{m['realised_share']:.3f}")
     con.print(table)
     con.print(f"clips: {clips['used']} used ({clips['split']} split; {clips['left_out_by_split']} left out by split, "
-              f"{clips['unavailable']['n']} unreadable skipped)")
+              f"{clips['excluded_shard']['clips']} SHARD clips left out, {clips['unavailable']['n']} unreadable "
+              f"skipped)")
     con.print(f"labels: {labels['n']}, with a WordNet synset {labels['with_synset']} ({labels['audited']} audited in "
               f"senses.tsv, {labels['automatic']} automatic); with synonym questions {labels['synonym_pool']}, "
               f"hypernym questions {labels['hypernym_pool']}")
@@ -409,6 +414,8 @@ def parser() -> argparse.ArgumentParser:
     md.add_argument("--mix", metavar="K=V,...",
                     help="task shares summing to 1 (default: identity=0.3,synonym=0.25,hypernym=0.25,"
                          "description=0.1,replay=0.1)")
+    md.add_argument("--exclude-shard", type=Path, metavar="DIR",
+                    help="a `shardkit build` folder whose clips (by id and audio sha256) are left out of the data")
     md.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     md.add_argument("--allow-overlap", action="store_true",
                     help="let SHARD's words and synsets into synonym/hypernym questions (leaks the test set)")

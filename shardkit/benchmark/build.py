@@ -10,27 +10,19 @@ import hashlib
 import json
 import math
 import random
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from shardkit import __version__
+from shardkit.benchmark.baselines import candidate_only
 from shardkit.benchmark.manifest import Clip
+from shardkit.benchmark.relations import REASONS, Readings, WordFacts, load_exclusions, readings
 from shardkit.benchmark.senses import Sense
 from shardkit.errors import ShardkitError
 from shardkit.resources.ontology import Ontology
-from shardkit.resources.wordnet import wordnet
 
 TASKS = ("identity", "synonym", "hypernym")
-# Nodes too general to make a question ("is the sound's source a kind of entity?") or WordNet-internal jargon.
-UNINFORMATIVE = frozenset({
-    "entity.n.01", "physical_entity.n.01", "abstraction.n.06", "object.n.01", "whole.n.02", "thing.n.12",
-    "matter.n.03", "causal_agent.n.01", "psychological_feature.n.01", "event.n.01", "attribute.n.02",
-    "relation.n.01", "group.n.01", "measure.n.02", "communication.n.02", "instrumentality.n.03", "unit.n.05",
-    "physical_phenomenon.n.01", "process.n.06", "natural_phenomenon.n.01", "act.n.02", "part.n.02",
-})
-
-HARD_DEPTH = 2
 
 
 @dataclass(frozen=True)
@@ -49,105 +41,18 @@ class BuildConfig:
             raise ShardkitError(f"split must be auto, train, test or all, got {self.split!r}")
 
 
-def _text(lemma: str) -> str:
-    return lemma.replace("_", " ")
+def aliases(sense: Sense, reviewed: dict[str, list[str]]) -> list[str]:
+    """Answers accepted for identity: the reviewed aliases of the label (aliases.tsv)."""
+    return reviewed[sense.mid]
 
 
-def closure(synset) -> dict:
-    """Every hypernym (incl. instance hypernyms) of `synset` with its shortest distance in steps."""
-    depth, frontier = {}, [synset]
-    for d in range(1, 64):
-        frontier = [h for s in frontier for h in s.hypernyms() + s.instance_hypernyms() if h not in depth]
-        if not frontier:
-            break
-        for h in frontier:
-            depth.setdefault(h, d)
-    return depth
-
-
-class Relations:
-    """WordNet facts about one SHARD word, computed once, from which its questions are drawn."""
-
-    def __init__(self, sense: Sense, others: list[Sense], max_depth: int):
-        wn = wordnet()
-        self.sense, self.target = sense, wn.synset(sense.synset)
-        self.word = sense.word
-        self.above = closure(self.target)
-        lemma_senses = {s for lemma in self.target.lemma_names() for s in wn.synsets(lemma)}
-        self._lemma_senses = lemma_senses  # any synset that any of the word's lemmas can mean
-
-        self.synonyms = _dedup(_text(x) for x in self.target.lemma_names() if _text(x).lower() != self.word.lower())
-        cohyponyms = {h for p in self.target.hypernyms() for h in p.hyponyms() if h != self.target}
-        hard = _dedup(_text(x) for s in sorted(cohyponyms, key=str) for x in s.lemma_names())
-        self.syn_hard = [c for c in hard if self.unrelated(c)]
-        rand = _dedup(_text(x) for o in others for x in wn.synset(o.synset).lemma_names())
-        self.syn_random = [c for c in rand if c not in self.syn_hard and self.unrelated(c)]
-
-        self.positive = {s: d for s, d in self.above.items() if d <= max_depth and s.name() not in UNINFORMATIVE}
-        self.hypernyms = {}  # candidate text -> depth
-        for s, d in sorted(self.positive.items(), key=lambda kv: (kv[1], kv[0].name())):
-            self.hypernyms.setdefault(_text(s.lemma_names()[0]), d)
-        self.hyp_hard, self.hyp_random = [], []
-        pool = {s for o in others for s, d in closure(wordnet().synset(o.synset)).items()
-                if d <= max_depth and s.name() not in UNINFORMATIVE and s not in self.above and s != self.target}
-        for s in sorted(pool, key=lambda s: s.name()):
-            cand = _text(s.lemma_names()[0])
-            if cand in self.hypernyms or not self.unrelated(cand):
-                continue
-            # hard: a sibling branch, meeting the word's own hypernyms within HARD_DEPTH steps of the word
-            hard = any(self.positive.get(a, HARD_DEPTH + 1) <= HARD_DEPTH for a in closure(s))
-            (self.hyp_hard if hard else self.hyp_random).append(cand)
-        self.hyp_hard, self.hyp_random = _dedup(self.hyp_hard), _dedup(self.hyp_random)
-
-    def unrelated(self, candidate: str) -> bool:
-        """True if no sense of `candidate` is a synonym, hypernym or hyponym of the word, or the word itself."""
-        wn = wordnet()
-        if candidate.lower() in {_text(x).lower() for x in self.target.lemma_names()}:
-            return False
-        senses = wn.synsets(candidate.replace(" ", "_"))
-        if not senses:
-            return False  # not a WordNet word at all: cannot vouch for it
-        if set(senses) & self._lemma_senses:
-            return False
-        for s in senses:
-            if s.pos() != "n":
-                continue
-            if s in self.above or self.target in closure(s):
-                return False
-        return True
-
-
-def _dedup(items) -> list[str]:
-    seen, out = set(), []
-    for x in items:
-        if x.lower() not in seen:
-            seen.add(x.lower())
-            out.append(x)
-    return out
-
-
-def aliases(sense: Sense, onto: Ontology) -> list[str]:
-    """Answers accepted for identity: the display name, its comma parts, the ontology name, the synset's lemmas."""
-    parts = [sense.name, *[p.strip() for p in sense.name.split(",")], onto.classes[sense.mid].name]
-    return _dedup([*parts, *(_text(x) for x in wordnet().synset(sense.synset).lemma_names())])
-
-
-def _item(task, rel: Relations, clip_dict, candidate, answer, kind=None, depth=None, alias=()):
+def _item(task, facts: WordFacts, clip_dict, candidate, answer, kind=None, depth=None, alias=()):
+    sense = facts.sense
     return {
-        "id": f"{task}:{clip_dict['id']}:{rel.sense.mid}:{candidate or ''}",
-        "task": task, "word": rel.word, "mid": rel.sense.mid, "synset": rel.sense.synset, "candidate": candidate,
+        "id": f"{task}:{clip_dict['id']}:{sense.mid}:{candidate or ''}",
+        "task": task, "word": facts.word, "mid": sense.mid, "synset": sense.synset, "candidate": candidate,
         "answer": answer, "negative_kind": kind, "depth": depth, "aliases": list(alias), "clip": clip_dict,
     }
-
-
-def _balanced(rng: random.Random, positives: list[str], hard: list[str], rand: list[str], k: int):
-    """Up to k positives and exactly as many negatives, half hard where the hard pool allows."""
-    n = min(k, len(positives), len(hard) + len(rand))
-    n_hard = min(math.ceil(n / 2), len(hard))
-    n_rand = min(n - n_hard, len(rand))
-    n_hard = min(n - n_rand, len(hard))
-    pos = rng.sample(positives, n)
-    return pos, rng.sample(hard, n_hard), rng.sample(rand, n_rand)
 
 
 def clip_record(clip: Clip) -> dict:
@@ -155,32 +60,168 @@ def clip_record(clip: Clip) -> dict:
             "sha256": clip.sha256, "available": clip.available}
 
 
-def build_items(clips: list[Clip], senses: list[Sense], onto: Ontology, cfg: BuildConfig) -> list[dict]:
-    """All SHARD items for the clips, in manifest order; deterministic given cfg.seed."""
+@dataclass
+class _Slot:
+    """One SHARD word in one clip: its positives per task and the negatives that are false for this clip."""
+
+    clip: dict
+    facts: WordFacts
+    rng: random.Random
+    positives: dict[str, list[str]]
+    hard: dict[str, list[str]]  # negatives false for every label of the clip
+    random: dict[str, list[str]]
+
+
+def _key(task: str, candidate: str) -> tuple[str, str]:
+    return task, candidate.lower()
+
+
+def _choose_positives(slots: list[_Slot], task: str, per_task: int) -> None:
+    """Up to `per_task` positives per slot, each one that can still be a "no" in another clip (`spare`: the slots
+    where it is a valid negative, less its uses as a "yes" so far), so that a negative elsewhere can balance it;
+    most spare first, ties at random (seeded). A positive nothing can balance is not asked ("artifact" is true of
+    most SHARD words and false of few)."""
+    spare: Counter = Counter(_key(task, c) for s in slots for c in s.hard[task] + s.random[task])
+    for slot in slots:
+        pool = list(slot.facts.synonyms if task == "synonym" else slot.facts.hypernyms)
+        slot.rng.shuffle(pool)
+        pool = [c for c in pool if spare[_key(task, c)] > 0]
+        n = min(per_task, len(pool), len(slot.hard[task]) + len(slot.random[task]))
+        chosen = set(sorted(pool, key=lambda c: -spare[_key(task, c)])[:n])
+        slot.positives[task] = [c for c in pool if c in chosen]  # in shuffled order
+        for c in chosen:
+            spare[_key(task, c)] -= 1
+
+
+def _rebalance(slots: list[_Slot], task: str, negatives: list[list[str]], balance: Counter) -> None:
+    """Move negatives between candidates until no candidate that is a "yes" more often than a "no" can take the
+    place of one that is a "no" more often than a "yes", directly or through a chain of swaps (a shortest
+    augmenting path, breadth first). Each path lowers the total imbalance by two; per-slot counts never change."""
+    where: dict[str, list[int]] = {}  # candidate (lower case) -> slots where it is a valid negative
+    spelling: list[dict[str, str]] = []
+    for k, slot in enumerate(slots):
+        spelling.append({c.lower(): c for c in slot.hard[task] + slot.random[task]})
+        for c in spelling[k]:
+            where.setdefault(c, []).append(k)
+    while True:
+        sources = sorted(c for (t, c), b in balance.items() if t == task and b > 0)
+        prev: dict[str, tuple[str, int, int] | None] = dict.fromkeys(sources)
+        queue, found = deque(sources), None
+        while queue and found is None:
+            c = queue.popleft()
+            for k in where.get(c, ()):
+                chosen = [x.lower() for x in negatives[k]]
+                if c in chosen:
+                    continue
+                for j, d in enumerate(chosen):
+                    if d not in prev:
+                        prev[d] = (c, k, j)
+                        if balance[_key(task, d)] < 0:
+                            found = d
+                            break
+                        queue.append(d)
+                if found:
+                    break
+        if found is None:
+            return
+        d = found
+        balance[_key(task, d)] += 1
+        while prev[d] is not None:  # walk back: each candidate on the path takes its successor's place
+            c, k, j = prev[d]
+            negatives[k][j] = spelling[k][c]
+            d = c
+        balance[_key(task, d)] -= 1
+
+
+def _choose_negatives(slot: _Slot, task: str, balance: Counter) -> list[str]:
+    """As many negatives as positives, chosen so that a candidate alone tells nothing about the answer.
+
+    Per positive, in order of preference: the candidate most often a "yes" elsewhere in SHARD and least often a
+    "no" (`balance`: yes minus no so far), so that every candidate is as often right as wrong; then a hard negative
+    while fewer than half are hard; then the one nearest the positive in generality (depth below the WordNet root).
+    """
+    hard, rand, gen = slot.hard[task], slot.random[task], slot.facts.generality
+    pos = slot.positives[task]
+    target = min(math.ceil(len(pos) / 2), len(hard))
+    chosen: list[str] = []
+    for p in pos:
+        want_hard = sum(c in hard for c in chosen) < target
+        options = [c for c in hard + rand if c not in chosen]
+        best = max(options, key=lambda c: (balance[_key(task, c)], (c in hard) == want_hard,
+                                           -abs(gen[c] - gen[p]), slot.rng.random()))
+        chosen.append(best)
+        balance[_key(task, best)] -= 1
+    return chosen
+
+
+def build_items(clips: list[Clip], senses: list[Sense], onto: Ontology, cfg: BuildConfig,
+                reviewed_aliases: dict[str, list[str]], exclusions: list | None = None) -> tuple[list[dict], dict]:
+    """All SHARD items for the clips, in manifest order, and what the truth checks removed; deterministic.
+
+    Each clip's SHARD words get up to `per_task` positives per task and as many negatives, drawn from pools that
+    every reading of the word and every other label of the clip leave false (`relations.py`). Which positives and
+    negatives are drawn is balanced across the whole build: each candidate is as often a "yes" as a "no" where
+    the pools allow, so that no candidate-only prior (generality, frequency, length) can tell the answers apart.
+    """
+    exclusions = load_exclusions() if exclusions is None else exclusions
     by_mid = {s.mid: s for s in senses}
-    rels: dict[str, Relations] = {}
-    items = []
+    facts: dict[str, WordFacts] = {}
+    labels: dict[str, Readings] = {}
+    valid: dict[tuple, tuple[list[str], list[str]]] = {}
+    by_label: set[tuple[str, str, str, str]] = set()  # (clip, word, task, candidate) ruled out by another label
+    slots: list[_Slot] = []
     for clip in clips:
-        words = [by_mid[m] for m in clip.labels if m in by_mid]
-        if not words:
-            continue
         cd = clip_record(clip)
-        for i, sense in enumerate(words):
-            if sense.mid not in rels:
-                rels[sense.mid] = Relations(sense, [o for o in senses if o.mid != sense.mid], cfg.max_depth)
-            rel = rels[sense.mid]
-            if i == 0:  # one identity question per clip, about its main source
-                items.append(_item("identity", rel, cd, None, sense.name, alias=aliases(sense, onto)))
-            rng = random.Random(f"{cfg.seed}:{clip.id}:{sense.mid}")
-            pos, hard, rand = _balanced(rng, rel.synonyms, rel.syn_hard, rel.syn_random, cfg.per_task)
-            items += [_item("synonym", rel, cd, c, "yes") for c in pos]
-            items += [_item("synonym", rel, cd, c, "no", "hard") for c in hard]
-            items += [_item("synonym", rel, cd, c, "no", "random") for c in rand]
-            pos, hard, rand = _balanced(rng, list(rel.hypernyms), rel.hyp_hard, rel.hyp_random, cfg.per_task)
-            items += [_item("hypernym", rel, cd, c, "yes", depth=rel.hypernyms[c]) for c in pos]
-            items += [_item("hypernym", rel, cd, c, "no", "hard") for c in hard]
-            items += [_item("hypernym", rel, cd, c, "no", "random") for c in rand]
-    return items
+        for sense in (by_mid[m] for m in clip.labels if m in by_mid):
+            if sense.mid not in facts:
+                own = readings(sense, sense.name, sense.mid, onto, exclusions)
+                facts[sense.mid] = WordFacts(sense, [o for o in senses if o.mid != sense.mid], cfg.max_depth, own)
+            f = facts[sense.mid]
+            # another label may name another source; one that is an ontology ancestor of a label of the clip (AudioSet
+            # labels carry their ancestors: Animal beside Chicken) names no source of its own
+            implied = {a for m in clip.labels for a in onto.ancestors(m)}
+            others = tuple(m for m in clip.labels if m != sense.mid and m not in implied)
+            for m in others:
+                if m not in labels:
+                    labels[m] = readings(by_mid.get(m), onto.name(m), m, onto, exclusions, co_label=True)
+            truth = sum((labels[m] for m in others), Readings())
+            slot = _Slot(cd, f, random.Random(f"{cfg.seed}:{clip.id}:{sense.mid}"), {}, {}, {})
+            for task, pools in (("synonym", (f.syn_hard, f.syn_random)), ("hypernym", (f.hyp_hard, f.hyp_random))):
+                key = (sense.mid, task, others)
+                if key not in valid:
+                    valid[key] = tuple([c for c in pool if truth.why_not(c) is None] for pool in pools)
+                slot.hard[task], slot.random[task] = valid[key]
+                for c in (c for pool in pools for c in pool if c not in valid[key][0] + valid[key][1]):
+                    by_label.add((clip.id, f.word, task, c.lower()))
+            slots.append(slot)
+    negatives: dict[str, list[list[str]]] = {}
+    for task in ("synonym", "hypernym"):
+        _choose_positives(slots, task, cfg.per_task)
+        balance: Counter = Counter(_key(task, c) for s in slots for c in s.positives[task])
+        negatives[task] = [_choose_negatives(slot, task, balance) for slot in slots]
+        _rebalance(slots, task, negatives[task], balance)
+    items: list[dict] = []
+    seen_clips: set[str] = set()
+    for k, slot in enumerate(slots):
+        f, cd = slot.facts, slot.clip
+        if cd["id"] not in seen_clips:  # one identity question per clip, about its main source
+            seen_clips.add(cd["id"])
+            items.append(_item("identity", f, cd, None, f.sense.name, alias=aliases(f.sense, reviewed_aliases)))
+        for task in ("synonym", "hypernym"):
+            hard = [c for c in negatives[task][k] if c in slot.hard[task]]
+            rand = [c for c in negatives[task][k] if c not in slot.hard[task]]
+            depth = f.hypernyms if task == "hypernym" else {}
+            items += [_item(task, f, cd, c, "yes", depth=depth.get(c)) for c in slot.positives[task]]
+            items += [_item(task, f, cd, c, "no", "hard") for c in hard]
+            items += [_item(task, f, cd, c, "no", "random") for c in rand]
+    removed = {r: 0 for r in REASONS}
+    used = {i["mid"] for i in items}
+    for f in facts.values():
+        if f.sense.mid in used:
+            for reason, cands in f.removed.items():
+                removed[reason] += len(cands)
+    removed["another label of the clip"] = len(by_label)
+    return items, removed
 
 
 def select_clips(clips: list[Clip], split: str) -> list[Clip]:
@@ -200,7 +241,7 @@ def counts(items: list[dict]) -> dict:
 
 
 def write(out: Path, items: list[dict], clips: list[Clip], senses: list[Sense], cfg: BuildConfig,
-          audio_root: Path, manifest: Path) -> dict:
+          audio_root: Path, manifest: Path, removed: dict[str, int]) -> dict:
     """Write shard.jsonl, meta.json and the datasets export; return the meta dict."""
     out.mkdir(parents=True, exist_ok=True)
     data = "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items).encode()
@@ -208,6 +249,7 @@ def write(out: Path, items: list[dict], clips: list[Clip], senses: list[Sense], 
     used = {i["clip"]["id"] for i in items}
     words = Counter(i["word"] for i in items if i["task"] == "identity")
     shard_mids, item_mids = {s.mid for s in senses}, {i["mid"] for i in items}
+    with_items = Counter(i["word"] for i in items if i["task"] != "identity" and i["answer"] == "yes")
     meta = {
         "shardkit_version": __version__,
         "seed": cfg.seed,
@@ -217,8 +259,12 @@ def write(out: Path, items: list[dict], clips: list[Clip], senses: list[Sense], 
         "counts": counts(items),
         "n_clips": len(used),
         "n_clips_without_shard_word": sum(1 for c in clips if not shard_mids & set(c.labels)),
-        "words_with_clips": dict(sorted(words.items())),
+        "n_words": len(senses),
+        "words_with_clips": dict(sorted(words.items())),  # identity items per word (the clip's main SHARD word)
+        "words_with_items": dict(sorted(with_items.items())),  # positive yes/no items per word, any label of a clip
         "words_without_clips": sorted(s.name for s in senses if s.mid not in item_mids),
+        "negatives_removed": removed,  # pool candidates ruled out, by the first reason that applies
+        "candidate_only": candidate_only(items),  # AUROC of model-free candidate-only baselines (0.5: chance)
         "unavailable": [{"id": c.id, "reason": c.problem} for c in clips if c.id in used and not c.available],
         "manifest": {"path": str(manifest), "sha256": hashlib.sha256(manifest.read_bytes()).hexdigest()},
         "audio_root": str(audio_root.resolve()),
@@ -227,6 +273,19 @@ def write(out: Path, items: list[dict], clips: list[Clip], senses: list[Sense], 
     (out / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     _export_datasets(out / "hf", items, audio_root)
     return meta
+
+
+def load_shard(folder: Path) -> tuple[list[dict], dict]:
+    """Items and meta of a built SHARD folder, checked against the sha256 it was written with."""
+    folder = Path(folder)
+    for name in ("shard.jsonl", "meta.json"):
+        if not (folder / name).is_file():
+            raise ShardkitError(f"{folder}: no {name}; build one with `shardkit build --out {folder}`")
+    meta = json.loads((folder / "meta.json").read_text())
+    data = (folder / "shard.jsonl").read_bytes()
+    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        raise ShardkitError(f"{folder}/shard.jsonl does not match the sha256 in meta.json: rebuild it")
+    return [json.loads(line) for line in data.decode().splitlines()], meta
 
 
 def _export_datasets(folder: Path, items: list[dict], audio_root: Path) -> None:
@@ -258,7 +317,7 @@ def build(out: Path, cfg: BuildConfig, manifest: Path | None = None, audio_root:
     """Build SHARD into `out` from a manifest, or from the bundled sample audio when none is given."""
     from shardkit.benchmark import card
     from shardkit.benchmark.manifest import read_manifest
-    from shardkit.benchmark.senses import SENSES_PATH, load_senses
+    from shardkit.benchmark.senses import SENSES_PATH, load_aliases, load_senses
     from shardkit.resources.ontology import ontology
     from shardkit.resources.samples import build_samples
 
@@ -272,11 +331,11 @@ def build(out: Path, cfg: BuildConfig, manifest: Path | None = None, audio_root:
     clips = read_manifest(manifest, audio_root, onto)
     root = audio_root or manifest.parent
     selected = select_clips(clips, cfg.split)
-    items = build_items(selected, senses, onto, cfg)
+    items, removed = build_items(selected, senses, onto, cfg, load_aliases(onto, senses))
     if not items:
         raise ShardkitError(f"{manifest}: no clip in split {cfg.split!r} carries any of the {len(senses)} SHARD "
                             f"labels (see shardkit/benchmark/senses.tsv)")
-    meta = write(out, items, selected, senses, cfg, root, manifest)
+    meta = write(out, items, selected, senses, cfg, root, manifest, removed)
     sources = None
     if bundled:
         rows = [json.loads(line) for line in manifest.read_text().splitlines()]

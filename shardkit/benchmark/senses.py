@@ -69,3 +69,52 @@ def load_senses(onto: Ontology, path: Path = SENSES_PATH) -> list[Sense]:
             seen[key] = n
         senses.append(Sense(mid=mid, name=name, synset=syn, reason=reason))
     return senses
+
+
+ALIASES_PATH = Path(__file__).with_name("aliases.tsv")
+ALIASES_HEADER = ["mid", "display_name", "aliases", "note"]
+
+
+def load_aliases(onto: Ontology, senses: list[Sense], path: Path = ALIASES_PATH) -> dict[str, list[str]]:
+    """mid → the reviewed answers accepted for identity, one row per SHARD word; problems raise with `file:line`.
+
+    Synset lemmas are often common words for something else (Car → "machine", Toilet flush → "can"), so the accepted
+    answers are a list a person reviews, not a lookup. No alias may name another AudioSet label than the word's
+    class or a class below it ("alarm" is the label Alarm, not Alarm clock).
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ShardkitError(f"{path}: cannot read aliases file ({e.strerror})") from e
+    if not lines or lines[0].split("\t") != ALIASES_HEADER:
+        raise ShardkitError(f"{path}:1: header must be {'<TAB>'.join(ALIASES_HEADER)}")
+    label_of: dict[str, set[str]] = {}
+    for mid, name in onto.labels.items():
+        for part in (name, *name.split(",")):
+            label_of.setdefault(part.strip().lower(), set()).add(mid)
+    wanted = {s.mid: s for s in senses}
+    out: dict[str, list[str]] = {}
+    for n, line in enumerate(lines[1:], start=2):
+        where = f"{path}:{n}"
+        fields = [f.strip() for f in line.split("\t")]
+        if len(fields) != 4 or not all(fields[:3]):
+            raise ShardkitError(f"{where}: expected 4 tab-separated fields (mid, display_name, aliases, note)")
+        mid, name, names, _ = fields
+        if mid not in wanted:
+            raise ShardkitError(f"{where}: {mid!r} is not a SHARD word (senses.tsv)")
+        if name != wanted[mid].name:
+            raise ShardkitError(f"{where}: display name {name!r} does not match senses.tsv ({wanted[mid].name!r})")
+        if mid in out:
+            raise ShardkitError(f"{where}: {mid!r} already has a row")
+        accepted = [a.strip() for a in names.split(";") if a.strip()]
+        allowed = {mid, *onto.descendants(mid)}
+        for a in accepted:
+            other = label_of.get(a.lower(), set()) - allowed
+            if other:
+                raise ShardkitError(f"{where}: alias {a!r} names another AudioSet label "
+                                    f"({', '.join(sorted(onto.labels[m] for m in other))}); leave it out")
+        out[mid] = accepted
+    missing = [s.name for s in senses if s.mid not in out]
+    if missing:
+        raise ShardkitError(f"{path}: no aliases for {', '.join(missing)}; add a row per SHARD word")
+    return out

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from shardkit import __version__
+from shardkit.benchmark.build import load_shard
 from shardkit.errors import ShardkitError
 from shardkit.eval.scoring import CONTROL, SCORINGS, PromptStyle, make_request, parse_yes_no
 from shardkit.eval.store import RecordStore, atomic_write
@@ -69,19 +70,6 @@ class EvalConfig:
 
 
 # ---------------------------------------------------------------- inputs
-
-
-def load_shard(folder: Path) -> tuple[list[dict], dict]:
-    """Items and meta of a built SHARD folder."""
-    folder = Path(folder)
-    for name in ("shard.jsonl", "meta.json"):
-        if not (folder / name).is_file():
-            raise ShardkitError(f"{folder}: no {name}; build one with `shardkit build --out {folder}`")
-    meta = json.loads((folder / "meta.json").read_text())
-    data = (folder / "shard.jsonl").read_bytes()
-    if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-        raise ShardkitError(f"{folder}/shard.jsonl does not match the sha256 in meta.json: rebuild it")
-    return [json.loads(line) for line in data.decode().splitlines()], meta
 
 
 def select(items: list[dict], tasks: tuple[str, ...], limit: int | None) -> dict[str, list[dict]]:

@@ -174,6 +174,13 @@ def validate(values: dict) -> list[str]:
         _check(problems, f"{section}.train", lambda: load_config(overrides={
             **{k: v for k, v in tr.items() if k not in SET_BY_STUDY["train"]}, "model": "x", "data": "x"}))
 
+    own = "manifest" in (values.get("shard") or {})
+    for section in ("stage0", "tuning"):
+        sub = values.get(section)
+        if own and isinstance(sub, dict) and "manifest" not in (sub.get("data") or {}):
+            problems.append(f"{section}.data.manifest: SHARD is built from shard.manifest, so tuning data needs a "
+                            "manifest of its own clips (e.g. AudioSet's balanced_train_segments.csv); it is never "
+                            "taken from SHARD's")
     if values.get("stage0") is not None:
         if not isinstance(values["stage0"], dict):
             problems.append("stage0: a mapping with data and train, or null")

@@ -56,9 +56,10 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
         from shardkit.train.data import DataConfig, make_data
 
         if rank == 0:
-            opts = {k: v for k, v in c.items() if k not in ("manifest", "audio_root")}
+            opts = {k: v for k, v in c.items() if k not in ("manifest", "audio_root", "inputs")}
             make_data(folder, DataConfig.from_dict(opts), manifest=_path(c.get("manifest")),
-                      audio_root=_path(c.get("audio_root")), progress=tick)
+                      audio_root=_path(c.get("audio_root")), progress=tick,
+                      exclude=stage_dir(out, inputs["shard"]))
     elif stage.kind == "train":
         from shardkit.train.trainer import load_config, newest_checkpoint, train
 

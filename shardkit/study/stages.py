@@ -68,10 +68,10 @@ def plan_study(cfg: StudyConfig) -> Plan:
     p = Plan()
     run = {"device": cfg.device, "dtype": cfg.dtype}
     shard = p.add(Stage("shard", "SHARD", dict(cfg.shard)))
-    source = {k: cfg.shard[k] for k in ("manifest", "audio_root") if k in cfg.shard}
 
     def data(name: str, section: dict, size: int, mix: dict | None = None) -> str:
-        d = {"seed": cfg.seed, **source, **(section.get("data") or {}), "size": size}
+        # the section's own clips (never SHARD's manifest), with SHARD's clips left out by id and audio hash
+        d = {"seed": cfg.seed, **(section.get("data") or {}), "size": size, "inputs": {"shard": shard}}
         if mix is not None:
             d["mix"] = mix
         return p.add(Stage("data", name, d))

@@ -44,8 +44,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from shardkit import __version__
-from shardkit.benchmark.build import Relations
 from shardkit.benchmark.manifest import Clip
+from shardkit.benchmark.relations import Guard, Readings, WordFacts, auto_synset, load_exclusions, readings
 from shardkit.benchmark.senses import Sense
 from shardkit.errors import ShardkitError
 from shardkit.models.prompts import AUDIO, POSITIONS, SUBJECT, Placement, place_marker
@@ -60,11 +60,6 @@ SPLITS = ("train", "all")
 MAX_OTHERS = 48  # labels whose lemmas and hypernyms feed one label's negatives: bounds pool building on big manifests
 DATASET_NAME = "shardkit_instruct"  # the LLaMA-Factory dataset_info.json key
 ROLES = ("system", "user", "assistant")
-# WordNet lexicographer files whose nouns never make a sound (alarm.n.01 is the feeling, hum's first sense a state)
-NOT_A_SOURCE = frozenset({"noun.state", "noun.feeling", "noun.time", "noun.location", "noun.quantity", "noun.relation",
-                          "noun.cognition", "noun.motive", "noun.shape", "noun.group", "noun.possession",
-                          "noun.attribute"})
-
 # ---------------------------------------------------------------- templates ({subject} takes the marker)
 
 IDENTITY = (
@@ -216,66 +211,6 @@ class AutoSense(Sense):
         return self.lemma
 
 
-def auto_synset(name: str) -> tuple[str, str, str] | None:
-    """(synset, matched lemma, how) for an AudioSet display name, or None when no part of it is a WordNet noun.
-
-    The whole name, else each comma part, as a noun (`Dial tone` → dial_tone.n.01); else the head noun (last word)
-    of each part. Of its noun senses, the first whose lexicographer file can hold a sound or its source (see
-    NOT_A_SOURCE: `hum` → hum.n.03, a humming noise, not busyness.n.01), else the first. Parenthesised notes
-    (`Wind noise (microphone)`) are ignored.
-    """
-    from shardkit.resources.wordnet import wordnet
-
-    wn = wordnet()
-    parts = [p.strip() for p in re.sub(r"\([^)]*\)", " ", name).split(",") if p.strip()]
-
-    def first_sense(phrase: str):
-        key = "_".join(phrase.lower().replace("-", " ").split())
-        for k in dict.fromkeys((key, key.replace("_", ""))):  # Tick-tock → ticktock
-            senses = wn.synsets(k, pos="n")
-            if senses:
-                best = next((s for s in senses if s.lexname() not in NOT_A_SOURCE), senses[0])
-                base = wn.morphy(k, "n") or k
-                lemma = next((x for x in best.lemma_names() if x.lower() == base), best.lemma_names()[0])
-                return best.name(), lemma.replace("_", " ")
-        return None
-
-    for how, phrases in (("name", parts), ("head noun", [p.replace("-", " ").split()[-1] for p in parts])):
-        for phrase in phrases:
-            found = first_sense(phrase)
-            if found:
-                return found[0], found[1], how
-    return None
-
-
-@dataclass(frozen=True)
-class Guard:
-    """SHARD's test vocabulary: its synsets and every lemma of them, lower-cased with spaces."""
-
-    synsets: frozenset[str]
-    words: frozenset[str]
-
-    @classmethod
-    def from_senses(cls, senses: list[Sense]) -> "Guard":
-        from shardkit.resources.wordnet import wordnet
-
-        wn = wordnet()
-        words = {s.word.lower() for s in senses}
-        words |= {x.replace("_", " ").lower() for s in senses for x in wn.synset(s.synset).lemma_names()}
-        return cls(frozenset(s.synset for s in senses), frozenset(words))
-
-    def subject(self, sense: Sense) -> str | None:
-        """Why questions about this label's synset would overlap SHARD, or None."""
-        if sense.synset in self.synsets:
-            return "SHARD synset"
-        if sense.word.lower() in self.words:
-            return "SHARD word"
-        return None
-
-    def candidate(self, text: str) -> bool:
-        return text.lower() in self.words
-
-
 # ---------------------------------------------------------------- pools, computed once
 
 @dataclass
@@ -287,7 +222,7 @@ class _Label:
     sense: Sense | None = None
     how: str = "none"
     overlap: str | None = None  # why this label, as a question's subject, overlaps SHARD
-    facts: Relations | None = None  # the label's own WordNet facts, to keep a "no" true for every label of a clip
+    readings: Readings | None = None  # what this label may be, to keep a "no" true for every label of a clip
     syn: tuple[list[str], ...] = field(default_factory=lambda: ([], [], []))  # positives, hard and random negatives
     hyp: tuple[list[str], ...] = field(default_factory=lambda: ([], [], []))
     clips: list = field(default_factory=list)
@@ -300,6 +235,7 @@ class _Clip:
     labels: tuple[_Label, ...]  # main first
     above: tuple[_Label, ...]  # other labels that are ontology ancestors of the main one (Dial tone → Telephone)
     beside: tuple[_Label, ...]  # the rest
+    sources: tuple[_Label, ...] = ()  # labels that name a source of their own (not an ontology ancestor of another)
 
 
 def _lower(name: str) -> str:
@@ -345,11 +281,12 @@ def _build_pools(clips: list[Clip], root: Path, onto: Ontology, senses: list[Sen
         labels[mid] = _Label(mid=mid, name=name, text=_lower(name), desc=_first_sentence(onto.classes[mid].description),
                              sense=sense, how=how)
     with_sense = [lb.sense for lb in labels.values() if lb.sense is not None]
+    exclusions = load_exclusions()
     report = {"subjects": [], "candidates": {"synonym": [], "hypernym": []}}
     for lb in labels.values():
+        lb.readings = readings(lb.sense, lb.name, lb.mid, onto, exclusions, co_label=True)
         if lb.sense is None:
             continue
-        lb.facts = Relations(lb.sense, [], cfg.max_depth)  # no others: cheap, and `unrelated` is all we ask of it
         lb.overlap = guard.subject(lb.sense)
         if lb.overlap:
             report["subjects"].append(f"{lb.name} ({lb.sense.synset}, {lb.overlap})")
@@ -359,9 +296,10 @@ def _build_pools(clips: list[Clip], root: Path, onto: Ontology, senses: list[Sen
         others = list({s.synset: s for s in others}.values())  # one per synset: labels may share a sense
         if len(others) > MAX_OTHERS:
             others = random.Random(lb.mid).sample(others, MAX_OTHERS)
-        rel = Relations(lb.sense, others, cfg.max_depth)
-        for task, lists in (("synonym", (rel.synonyms, rel.syn_hard, rel.syn_random)),
-                            ("hypernym", (list(rel.hypernyms), rel.hyp_hard, rel.hyp_random))):
+        own = readings(lb.sense, lb.name, lb.mid, onto, exclusions)
+        facts = WordFacts(lb.sense, others, cfg.max_depth, own)
+        for task, lists in (("synonym", (facts.synonyms, facts.syn_hard, facts.syn_random)),
+                            ("hypernym", (list(facts.hypernyms), facts.hyp_hard, facts.hyp_random))):
             hits = sorted({c.lower() for xs in lists for c in xs if guard.candidate(c)})
             report["candidates"][task] += [(lb.name, c) for c in hits]
             if not cfg.allow_overlap:
@@ -371,8 +309,10 @@ def _build_pools(clips: list[Clip], root: Path, onto: Ontology, senses: list[Sen
     for c in clips:
         up = onto.ancestors(c.labels[0])
         rest = [labels[m] for m in c.labels[1:]]
+        implied = {a for m in c.labels for a in onto.ancestors(m)}  # AudioSet adds ancestors: they name no source
         rec = _Clip(id=c.id, audio=str((root / c.path).resolve()), labels=tuple(labels[m] for m in c.labels),
-                    above=tuple(lb for lb in rest if lb.mid in up), beside=tuple(lb for lb in rest if lb.mid not in up))
+                    above=tuple(lb for lb in rest if lb.mid in up), beside=tuple(lb for lb in rest if lb.mid not in up),
+                    sources=tuple(labels[m] for m in c.labels if m not in implied))
         for lb in rec.labels:
             lb.clips.append(rec)
         recs.append(rec)
@@ -399,14 +339,14 @@ class _Generator:
         self._unrelated: dict[tuple[str, str], bool] = {}  # (mid, candidate) → no sense of it relates to the label
 
     def _true_no(self, clip: _Clip, asked: _Label, candidate: str) -> bool:
-        """A negative drawn for one label must not be a synonym, hypernym or hyponym of another label of the clip
-        (a synthesized-speech clip is labelled Speech too: "synthesizer" is no "no" for it)."""
-        for lb in clip.labels:
-            if lb is asked or lb.facts is None:
+        """A negative drawn for one label must be false of every other source in the clip, under every reading (a
+        synthesized-speech clip is labelled Speech synthesizer too: "device" is no "no" for its voice)."""
+        for lb in clip.sources:
+            if lb is asked or lb.readings is None:
                 continue
             key = (lb.mid, candidate)
             if key not in self._unrelated:
-                self._unrelated[key] = lb.facts.unrelated(candidate)
+                self._unrelated[key] = lb.readings.why_not(candidate) is None
             if not self._unrelated[key]:
                 return False
         return True
@@ -446,7 +386,7 @@ class _Generator:
             cand, kind = rng.choice(pos), None
         template = rng.choice(SYNONYM if task == "synonym" else HYPERNYM)
         text = self._question(template.replace("{candidate}", cand))
-        overlap = bool(lb.overlap) or self.guard.candidate(cand)
+        overlap = bool(lb.overlap) or bool(self.guard.candidate(cand))
         return text, ANSWER[yes], clip, self._facts(lb, cand, kind, overlap)
 
     def description(self) -> tuple[str, str, _Clip, dict]:
@@ -566,15 +506,25 @@ def _select(clips: list[Clip], split: str) -> list[Clip]:
     return [c for c in clips if c.split == split]
 
 
+def _shard_clips(folder: Path) -> tuple[set[str], set[str]]:
+    """Clip ids and audio sha256s of a built SHARD, to keep out of tuning data."""
+    from shardkit.benchmark.build import load_shard
+
+    items, _ = load_shard(Path(folder))
+    return {i["clip"]["id"] for i in items}, {i["clip"]["sha256"] for i in items if i["clip"].get("sha256")}
+
+
 def _examples(items: list[str], k: int = 8) -> dict:
     return {"n": len(items), "examples": items[:k]}
 
 
 def make_data(out: Path, cfg: DataConfig, manifest: Path | None = None, audio_root: Path | None = None,
-              progress: Callable[[int, int], None] | None = None) -> dict:
+              progress: Callable[[int, int], None] | None = None, exclude: Path | None = None) -> dict:
     """Generate `cfg.size` instruction samples into `out` (see the module docstring); return the meta dict.
 
-    Raises ShardkitError for a bad manifest (file:line), no usable clip, or a task with a share but no questions.
+    `exclude` is a built SHARD folder: every clip it holds is left out, by id and by the sha256 of its audio, so
+    tuning never hears a test clip even when both come from one manifest. Raises ShardkitError for a bad manifest
+    (file:line), no usable clip, or a task with a share but no questions.
     """
     from shardkit.benchmark.manifest import read_manifest
     from shardkit.benchmark.senses import load_senses
@@ -589,6 +539,12 @@ def make_data(out: Path, cfg: DataConfig, manifest: Path | None = None, audio_ro
     clips = read_manifest(manifest, audio_root, onto)
     root = audio_root or manifest.parent
     selected = _select(clips, cfg.split)
+    held_out = _shard_clips(exclude) if exclude is not None else (set(), set())
+    kept = [c for c in selected if c.id not in held_out[0] and (c.sha256 is None or c.sha256 not in held_out[1])]
+    excluded = len(selected) - len(kept)
+    if excluded:
+        log.warning("%d clips are SHARD's (%s) and are left out", excluded, exclude)
+    selected = kept
     usable = [c for c in selected if c.available]
     unavailable = [f"{c.id}: {c.problem}" for c in selected if not c.available]
     if not usable:
@@ -643,7 +599,7 @@ def make_data(out: Path, cfg: DataConfig, manifest: Path | None = None, audio_ro
         "overlap": {
             "allow_overlap": cfg.allow_overlap,
             "action": "included" if cfg.allow_overlap else "excluded from synonym/hypernym questions",
-            "shard": {"senses": len(guard.synsets), "words": len(guard.words)},
+            "shard": {"senses": len(guard.synsets), "words": len(guard.words), "fact_synsets": len(guard.facts)},
             "labels": _examples(report["subjects"]),
             "candidates": {t: {"words": _examples(sorted({c for _, c in v})), "label_word_pairs": len(v)}
                            for t, v in report["candidates"].items()},
@@ -657,6 +613,7 @@ def make_data(out: Path, cfg: DataConfig, manifest: Path | None = None, audio_ro
             },
         },
         "clips": {"manifest": len(clips), "selected": len(selected), "split": cfg.split,
+                  "excluded_shard": {"shard": str(exclude) if exclude else None, "clips": excluded},
                   "left_out_by_split": len(clips) - len(selected), "used": len(usable),
                   "unavailable": _examples(unavailable), "segments": spans},
         "labels": {

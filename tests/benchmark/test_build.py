@@ -3,7 +3,8 @@ from collections import defaultdict
 
 import pytest
 
-from shardkit.benchmark.build import UNINFORMATIVE, BuildConfig, build
+from shardkit.benchmark.build import BuildConfig, build
+from shardkit.benchmark.relations import UNINFORMATIVE
 from shardkit.errors import ShardkitError
 
 KEYS = {"id", "task", "word", "mid", "synset", "candidate", "answer", "negative_kind", "depth", "aliases", "clip"}
@@ -24,7 +25,7 @@ def test_outputs_and_schema(shard):
         assert set(i) == KEYS
         assert set(i["clip"]) >= {"id", "path", "start", "end"}
         if i["task"] == "identity":
-            assert i["candidate"] is None and i["answer"] in i["aliases"]
+            assert i["candidate"] is None and i["aliases"] and i["word"] in i["aliases"]
         else:
             assert i["answer"] in ("yes", "no")
             assert (i["negative_kind"] is None) == (i["answer"] == "yes")
@@ -47,8 +48,20 @@ def test_balanced_per_task(shard):
         yes = sum(i["answer"] == "yes" for i in items if i["task"] == task)
         no = sum(i["answer"] == "no" for i in items if i["task"] == task)
         assert yes > 0 and abs(yes - no) <= 0.1 * max(yes, no), (task, yes, no)
-    kinds = {i["negative_kind"] for i in items if i["answer"] == "no"}
+    kinds = {i["negative_kind"] for i in items if i["answer"] == "no" and i["task"] == "hypernym"}
     assert kinds == {"hard", "random"}
+
+
+def test_every_candidate_is_as_often_yes_as_no(shard):
+    """The balance that leaves candidate-only baselines at chance (benchmark/baselines.py)."""
+    from collections import Counter
+
+    yes, no = Counter(), Counter()
+    for i in _items(shard[0]):
+        if i["task"] != "identity":
+            (yes if i["answer"] == "yes" else no)[(i["task"], i["candidate"].lower())] += 1
+    assert yes == no
+    assert len(yes) > 60
 
 
 def test_no_candidate_is_both_positive_and_negative_for_a_word(shard):
@@ -127,7 +140,8 @@ def test_datasets_export_loads_offline(shard):
 
 def test_card_documents_criteria(shard):
     card = (shard[0] / "card.md").read_text()
-    for phrase in ("Criteria", "Licences", "Known limits", shard[1]["sha256"], "CC0"):
+    for phrase in ("Criteria", "Licences", "Known limits", shard[1]["sha256"], "CC0", "When is \"no\" right?",
+                   "exclusions.tsv", "aliases.tsv", "a reviewed exclusion"):
         assert phrase in card
 
 

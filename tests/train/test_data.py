@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from shardkit.benchmark.relations import auto_synset
 from shardkit.errors import ShardkitError
 from shardkit.models.prompts import AUDIO
 from shardkit.train.data import (
     DEFAULT_MIX,
     DataConfig,
-    auto_synset,
     iter_samples,
     make_data,
     parse_mix,
@@ -106,9 +106,9 @@ def test_markers_match_audios_and_replay_is_prepended(default_run):
 
 
 def _shard_vocabulary():
+    from shardkit.benchmark.relations import Guard
     from shardkit.benchmark.senses import load_senses
     from shardkit.resources.ontology import ontology
-    from shardkit.train.data import Guard
 
     return Guard.from_senses(load_senses(ontology()))
 
@@ -121,6 +121,7 @@ def test_leakage_guard_keeps_shard_out_of_wordnet_questions_by_default(default_r
     for s in asked:
         f = s["facts"]
         assert f["synset"] not in guard.synsets and f["candidate"].lower() not in guard.words, s
+        assert guard.candidate(f["candidate"]) is None, s  # no SHARD fact: the candidate is above no SHARD word
         assert f["candidate"] in s["messages"][0]["content"]
     ov = meta["overlap"]
     assert not ov["allow_overlap"] and ov["samples_touching_shard"] == 0
@@ -140,27 +141,46 @@ def test_allow_overlap_lets_shard_words_in_and_says_so(tmp_path):
     assert meta["overlap"]["samples_touching_shard"] == len(touched)
 
 
-def test_negatives_are_true_for_every_label_of_the_clip(default_run):
-    from shardkit.benchmark.build import Relations
-
+def test_negatives_are_true_for_every_label_of_the_clip(default_run, wn, onto):
+    """Checked with nltk's own closures: a "no" relates to no other label of the clip that names a source."""
     _, meta, samples = default_run
     rows = {r["id"]: r for r in _manifest_rows()}
     mapping = meta["labels"]["mapping"]
-    rels = {}
-    for s in samples:
-        if s["task"] not in ("synonym", "hypernym") or s["messages"][1]["content"] != "No":
-            continue
-        for mid in rows[s["clip_ids"][0]]["labels"]:
-            syn = mapping[mid]["synset"]
-            if syn is None:
-                continue
-            if mid not in rels:
-                from shardkit.benchmark.senses import Sense
 
-                rels[mid] = Relations(Sense(mid, mapping[mid]["name"], syn, ""), [], 6)
-            if mid == s["facts"]["label"]:
+    def up(x):
+        return set(x.closure(lambda y: y.hypernyms() + y.instance_hypernyms()))
+    nos = [s for s in samples if s["task"] in ("synonym", "hypernym") and s["messages"][1]["content"] == "No"]
+    assert nos
+    for s in nos:
+        labels = rows[s["clip_ids"][0]]["labels"]
+        implied = {a for m in labels for a in onto.ancestors(m)}
+        for mid in labels:
+            syn = mapping[mid]["synset"]
+            if syn is None or mid == s["facts"]["label"] or mid in implied:
                 continue
-            assert rels[mid].unrelated(s["facts"]["candidate"]), (s, mid)
+            target = wn.synset(syn)
+            for c in wn.synsets(s["facts"]["candidate"].replace(" ", "_"), "n"):
+                assert c != target and c not in up(target) and target not in up(c), (s["facts"], mid)
+
+
+def test_shard_clips_are_left_out_by_id_and_by_audio(tmp_path, shard):
+    """Even from the same manifest and every split, no SHARD clip reaches tuning data (sha256 catches a copy)."""
+    import shutil
+
+    rows = _manifest_rows()
+    root = Path(__import__("shardkit.resources.samples", fromlist=["x"]).build_samples(0)).parent
+    shard_items = [json.loads(line) for line in (shard[0] / "shard.jsonl").read_text().splitlines()]
+    held = {i["clip"]["id"] for i in shard_items}
+    copy = next(r for r in rows if r["id"] in held)
+    shutil.copy(root / copy["path"], tmp_path / "copy.wav")  # the same recording under another id and path
+    manifest = tmp_path / "clips.jsonl"
+    extra = {**copy, "id": "a-copy", "path": str(tmp_path / "copy.wav"), "split": "train"}
+    manifest.write_text("".join(json.dumps({**r, "path": str(root / r["path"])}) + "\n" for r in rows)
+                        + json.dumps(extra) + "\n")
+    meta = make_data(tmp_path / "out", DataConfig(size=300, split="all"), manifest=manifest, exclude=shard[0])
+    used = {c for smp in _read(tmp_path / "out") for c in smp["clip_ids"]}
+    assert not used & (held | {"a-copy"})
+    assert meta["clips"]["excluded_shard"]["clips"] == len(held) + 1
 
 
 def test_only_train_split_clips(default_run):
