@@ -29,8 +29,8 @@ def load_run(run: Path) -> tuple[dict, dict[tuple[str, str], list[dict]]]:
 
 def paired_test(rows_a: list[dict], rows_b: list[dict], task: str, cloze_a: bool, cloze_b: bool, n_boot: int = 1000,
                 seed: int = 0, identity_key: str = "correct") -> dict | None:
-    """B against A on the items both hold (matched by item id): paired bootstrap differences and McNemar (on
-    `identity_key` for identity), or None when they share no item. Holm correction is left to the caller, who
+    """B against A on the items both hold (matched by item id): paired bootstrap differences and the paired test of
+    the headline (`metrics.compare`), or None when they share no item. Holm correction is left to the caller, who
     knows the family."""
     by_id_b = {r["item_id"]: r for r in rows_b}
     rows_a = [r for r in rows_a if r["item_id"] in by_id_b]
@@ -40,9 +40,7 @@ def paired_test(rows_a: list[dict], rows_b: list[dict], task: str, cloze_a: bool
     clips = {c: i for i, c in enumerate(sorted({r["clip_id"] for r in rows_a}))}
     r = metrics.compare(arrays(rows_a, clips, cloze_a), arrays(rows_b, clips, cloze_b), task, n_boot=n_boot,
                         seed=seed, identity_key=identity_key)
-    return {"task": task, "n": r["n"], "n_error": r["n_error"],
-            "diffs": {k: {"value": v["diff"], "ci": v["ci"], "higher_is_better": v["higher_is_better"]}
-                      for k, v in r.items() if isinstance(v, dict) and "diff" in v}, "mcnemar": r["mcnemar"]}
+    return metrics.as_test(task, r)
 
 
 def compare_runs(run_a: Path, run_b: Path, n_boot: int = 1000, seed: int = 0) -> str:

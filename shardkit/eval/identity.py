@@ -1,10 +1,13 @@
 """Scoring free-text answers to SHARD identity items ("what is this sound?").
 
 A model answers in its own words, so exact comparison with the gold AudioSet name undercounts: we accept a
-whole-word mention of any alias, and, as LTU scored its open-ended answers, map the text to the nearest of the
-527 AudioSet labels with sentence embeddings (all-MiniLM-L6-v2, mean-pooled, unit length) and compare mids.
+whole-word mention of a reviewed alias (benchmark/aliases.tsv), and, as LTU scored its open-ended answers, map
+the text to the nearest of the 527 AudioSet labels with sentence embeddings (all-MiniLM-L6-v2, mean-pooled, unit
+length) and compare mids. The headline (`strict`) accepts the gold class or a class below it only, and never a
+negated mention ("not a dog"); the lenient score, reported beside it, accepts any label of the clip.
 """
 
+import functools
 import hashlib
 import logging
 import os
@@ -59,19 +62,53 @@ def normalise(text: str) -> str:
     return " ".join(_singular(w) for w in words if w not in _ARTICLES)
 
 
-def string_match(output: str, gold: str, aliases: Sequence[str]) -> bool:
-    """True if the answer names the gold class: some alias appears in it as a whole-word phrase.
+# A negation and what it governs, up to the next punctuation or "but": "not a dog, a cat" keeps "a cat".
+_NEGATED = re.compile(r"\b(?:not|no|never|without|neither|nor|none|nothing|isn't|aren't|wasn't|weren't|doesn't|"
+                      r"don't|didn't|cannot|can't|won't)\b[^,.;:!?]*?(?=\bbut\b|[,.;:!?]|$)", re.IGNORECASE)
 
-    The accepted phrases are `gold`, its comma parts ("Smoke detector, smoke alarm" gives "smoke alarm") and
-    `aliases`, all normalised like the answer. Whole words only: "the sound of a dog barking" matches "dog",
-    "hotdog" does not. A mention counts wherever it stands, so "not a dog" also matches; an empty answer never does.
+
+def strip_negated(text: str) -> str:
+    """The answer without its negated phrases: "It is not a dog, it is a cat" → "It is , it is a cat".
+
+    A negation governs the words after it up to the next punctuation mark or "but", so "no dog but a cat" keeps
+    "a cat" and "I hear no dog" keeps nothing of the dog. Crude by design: it can only take credit away.
     """
-    text = normalise(output)
+    return _NEGATED.sub(" ", text or "")
+
+
+def string_match(output: str, aliases: Sequence[str], others: Sequence[str] = ()) -> bool:
+    """True if the answer names the class: some alias appears in it, outside a negation, as a whole-word phrase.
+
+    Aliases and answer are normalised alike. Whole words only: "the sound of a dog barking" matches "dog", "hotdog"
+    does not; "not a dog" does not match "dog" (`strip_negated`); an empty answer never matches. Phrases in
+    `others` (names of other classes) are taken out first, so "alarm clock" is the class Alarm clock and no
+    mention of "clock".
+    """
+    text = normalise(strip_negated(output))
     if not text:
         return False
-    phrases = {normalise(p) for p in [gold, *gold.split(","), *aliases]}
     padded = f" {text} "
-    return any(p and f" {p} " in padded for p in phrases)
+    for o in sorted({normalise(x) for x in others}, key=len, reverse=True):
+        if o:
+            padded = padded.replace(f" {o} ", "  ")
+    return any(p and f" {p} " in padded for p in {normalise(a) for a in aliases})
+
+
+@functools.cache
+def _containing(aliases: tuple[str, ...], accepted: frozenset) -> tuple[str, ...]:
+    """Names (and comma parts) of AudioSet labels outside `accepted` that contain one of the aliases as words."""
+    from shardkit.resources.ontology import ontology
+
+    keys = {f" {normalise(a)} " for a in aliases if normalise(a)}
+    out = []
+    for mid, name in ontology().labels.items():
+        if mid in accepted:
+            continue
+        for part in (name, *name.split(",")):
+            n = normalise(part)
+            if n and any(k in f" {n} " and k != f" {n} " for k in keys):
+                out.append(n)
+    return tuple(out)
 
 
 def model_dir() -> Path:
@@ -194,8 +231,9 @@ def _write_npy(path: Path, value: np.ndarray) -> None:
 
 
 def embedding_top1(outputs: Sequence[str], embedder: LabelEmbedder) -> list[str | None]:
-    """Mid of the label whose name is most cosine-similar to each answer; None for an empty answer."""
-    texts = [o.strip() if isinstance(o, str) else "" for o in outputs]
+    """Mid of the label whose name is most cosine-similar to each answer, negated phrases removed first; None when
+    nothing is left ("no idea", "")."""
+    texts = [strip_negated(o).strip(" ,.;:!?") if isinstance(o, str) else "" for o in outputs]
     keep = [i for i, t in enumerate(texts) if t]
     top: list[str | None] = [None] * len(texts)
     if keep:
@@ -221,3 +259,55 @@ def embedding_match(output: str, gold_mids: set[str] | str, embedder: LabelEmbed
         raise ShardkitError(f"embedding_match: {unknown} not among the {len(embedder.labels)} label mids; "
                             "use AudioSet label mids such as '/m/0bt9lr' (Dog)")
     return embedding_top1([output], embedder)[0] in gold
+
+
+def _accepts(mid: str, onto) -> set[str]:
+    """The class and every class below it (Bark and Howl under Dog)."""
+    return {mid, *onto.descendants(mid)}
+
+
+def judge(outputs: Sequence[str], items: Sequence[dict], embedder: LabelEmbedder,
+          tops: Sequence[str | None] | None = None) -> list[dict]:
+    """Identity verdicts, one dict per answer: `correct` (strict, the headline), its two ways `correct_string`
+    (a reviewed alias) and `correct_embedding` (top-1 label is the gold class or below it), `correct_lenient`
+    (any label of the clip, or a class below one, named or nearest) and `top1`. `tops` skips the embedding when
+    the answers' top-1 labels are known."""
+    from shardkit.resources.ontology import ontology
+
+    onto = ontology()
+    tops = tops if tops is not None else embedding_top1([o or "" for o in outputs], embedder)
+    out = []
+    for text, item, top in zip(outputs, items, tops, strict=True):
+        text = text or ""
+        accepted = _accepts(item["mid"], onto)
+        by_string = string_match(text, item["aliases"], _containing(tuple(item["aliases"]), frozenset(accepted)))
+        by_embedding = top in accepted
+        labels = item["clip"]["labels"]
+        lenient = (by_string or by_embedding or any(top in _accepts(m, onto) for m in labels if m in onto.classes)
+                   or string_match(text, [p for m in labels for p in onto.name(m).split(",")]))
+        out.append({"correct": by_string or by_embedding, "correct_string": by_string,
+                    "correct_embedding": by_embedding, "correct_lenient": lenient, "top1": top})
+    return out
+
+
+def best_constant(items: Sequence[dict], embedder: LabelEmbedder) -> dict:
+    """The best score an answer that ignores the audio can reach: one fixed answer for every clip.
+
+    Tried: every AudioSet label name and every reviewed alias of the items' words, scored by `judge` (strict).
+    Returns {"answer", "balanced", "micro", "n_tried"} for the answer with the best class-balanced accuracy (mean
+    over gold words of the accuracy on that word's clips; the headline) and its plain accuracy.
+    """
+    import numpy as np
+
+    if not items:
+        return {"answer": None, "balanced": None, "micro": None, "n_tried": 0}
+    answers = sorted({*embedder.labels.values(), *(a for i in items for a in i["aliases"])})
+    words = np.array([i["word"] for i in items])
+    best = None
+    for answer, top in zip(answers, embedding_top1(answers, embedder), strict=True):
+        n = len(items)
+        correct = np.array([j["correct"] for j in judge([answer] * n, items, embedder, tops=[top] * n)])
+        balanced = float(np.mean([correct[words == w].mean() for w in np.unique(words)]))
+        if best is None or balanced > best["balanced"]:
+            best = {"answer": answer, "balanced": balanced, "micro": float(correct.mean())}
+    return {**best, "n_tried": len(answers)}

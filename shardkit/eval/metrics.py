@@ -2,7 +2,9 @@
 
 This is lm-eval's split — per-item scoring elsewhere, aggregation here — with every interval a clip-clustered
 bootstrap of the same aggregation. Unparsed answers stay in every denominator; items whose audio failed
-(`data["error"]`) are left out and counted, since the model never heard them.
+(`data["error"]`) are left out and counted, since the model never heard them. Identity's headline is class-balanced
+(`identity_accuracy_balanced`, the mean over gold words of each word's accuracy): SHARD's clips are as unequal as
+the manifest's, and a constant answer should score 1/k, not the share of the commonest class.
 """
 
 import difflib
@@ -17,17 +19,20 @@ from shardkit.eval.stats import (
     Data,
     MetricFn,
     auroc,
+    balanced_mean,
     binary_metrics,
     cluster_bootstrap,
     holm,
     mcnemar_exact,
     paired_bootstrap_diff,
+    signflip_exact,
     weighted_mean,
 )
 
 YES_NO, IDENTITY = "yes_no", "identity"
 TASK_KINDS = {"synonym": YES_NO, "hypernym": YES_NO, "identity": IDENTITY}
-NEEDS = {YES_NO: ("gold", "pred", "cluster"), IDENTITY: ("correct", "cluster")}
+NEEDS = {YES_NO: ("gold", "cluster"), IDENTITY: ("correct", "cluster")}  # yes/no decisions (pred) are optional
+IDENTITY_HEADLINE = "identity_accuracy_balanced"
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,13 @@ for _name, _better in (("precision", True), ("recall", True), ("f1", True), ("ac
     register(Metric(_name, partial(_binary, _name), _better, YES_NO, ("gold", "pred")))
 register(Metric("auroc", _auroc, True, YES_NO, ("gold", "score")))
 register(Metric("identity_accuracy", partial(_mean, "correct"), True, IDENTITY, ("correct",)))
+
+
+def _balanced(data: Data, weights: np.ndarray | None = None):
+    return balanced_mean(data["correct"].astype(bool), data["group"], weights)
+
+
+register(Metric(IDENTITY_HEADLINE, _balanced, True, IDENTITY, ("correct", "group")))
 
 
 def _suggest(word: str, choices) -> str:
@@ -184,6 +196,21 @@ def _correct(kind: str, data: Data, identity_key: str = "correct") -> np.ndarray
     return data[identity_key if identity_key in data else "correct"].astype(bool)
 
 
+def _paired_test(kind: str, a: Data, b: Data, diffs: dict, identity_key: str) -> dict:
+    """The test of B against A on the headline: exact McNemar on yes/no decisions; for identity with word groups,
+    the class-balanced sign-flip test (McNemar when the classes are equal); for yes/no scores without decisions
+    (cloze), the paired clip-bootstrap p of the AUROC difference."""
+    if kind == YES_NO and "pred" not in a:
+        p = diffs["auroc"]["p"] if "auroc" in diffs else float("nan")
+        return {"b": None, "c": None, "right_to_wrong": None, "wrong_to_right": None, "n": len(a["cluster"]), "p": p,
+                "method": "paired clip bootstrap of AUROC"}
+    ca, cb = _correct(kind, a, identity_key), _correct(kind, b, identity_key)
+    if kind == IDENTITY and "group" in a and identity_key == "correct":
+        _, g, size = np.unique(a["group"], return_inverse=True, return_counts=True)
+        return signflip_exact(ca, cb, 1.0 / size[g])
+    return {**mcnemar_exact(ca, cb), "method": "McNemar, exact"}
+
+
 def compare(data_a: Data, data_b: Data, task: str, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
             metrics: tuple[str, ...] | None = None, identity_key: str = "correct") -> dict:
     """Condition B against A on the same items: per metric diff B − A with a paired clustered CI, and McNemar.
@@ -192,7 +219,8 @@ def compare(data_a: Data, data_b: Data, task: str, n_boot: int = 1000, seed: int
     condition is left out of both. McNemar reads identity correctness from `identity_key` ("correct": the string
     match; "correct_embedding": the embedding match) when the data have it. Returns {"n", "n_error", <metric>:
     {"diff", "ci", "higher_is_better"}, ...,
-    "mcnemar": {"b", "c", "right_to_wrong", "wrong_to_right", "n", "p"}}; see apply_holm for the family.
+    "mcnemar": the paired test of the headline (`_paired_test`: {"b", "c", "right_to_wrong", "wrong_to_right", "n",
+    "p", "method"})}; see apply_holm for the family.
     """
     kind = _kind(task)
     a, _ = _prepare(task, {k: v for k, v in data_a.items() if k != "error"})
@@ -200,6 +228,9 @@ def compare(data_a: Data, data_b: Data, task: str, n_boot: int = 1000, seed: int
     if len(a["cluster"]) != len(b["cluster"]) or not np.array_equal(a["cluster"], b["cluster"]):
         raise ShardkitError(f"{task}: conditions A and B do not hold the same items in the same order "
                             "(cluster arrays differ); align them by item key first")
+    if kind == YES_NO and ("pred" in a) != ("pred" in b):
+        raise ShardkitError(f"{task}: one condition has yes/no decisions and the other only scores (cloze); "
+                            "compare runs of the same scoring")
     if kind == YES_NO and not np.array_equal(a["gold"].astype(bool), b["gold"].astype(bool)):
         raise ShardkitError(f"{task}: conditions A and B have different gold answers; align them by item key first")
     n = len(a["cluster"])
@@ -216,13 +247,25 @@ def compare(data_a: Data, data_b: Data, task: str, n_boot: int = 1000, seed: int
     both = {k: v for k, v in a.items() if k in b}
     for name, m in _metrics_for(task, both, metrics).items():
         r = paired_bootstrap_diff(m.fn, a, b, cluster, n_boot, seed, alpha)
-        out[name] = {"diff": r["diff"], "ci": [r["lo"], r["hi"]], "higher_is_better": m.higher_is_better}
-    out["mcnemar"] = mcnemar_exact(_correct(kind, a, identity_key), _correct(kind, b, identity_key))
+        out[name] = {"diff": r["diff"], "ci": [r["lo"], r["hi"]], "p": r["p"], "higher_is_better": m.higher_is_better}
+    out["mcnemar"] = _paired_test(kind, a, b, out, identity_key)
     return out
 
 
+def as_test(task: str, r: dict) -> dict:
+    """A `compare` result as results.json stores a test: {"task", "n", "n_error", "diffs": {metric: {"value", "ci",
+    "p", "higher_is_better"}}, "mcnemar"}."""
+    return {"task": task, "n": r["n"], "n_error": r["n_error"],
+            "diffs": {k: {"value": v["diff"], "ci": v["ci"], "p": v["p"], "higher_is_better": v["higher_is_better"]}
+                      for k, v in r.items() if isinstance(v, dict) and "diff" in v},
+            "mcnemar": r["mcnemar"]}
+
+
 def apply_holm(comparisons: list[dict]) -> None:
-    """Add Holm-adjusted `p_holm` to each comparison's McNemar entry, the list being one family of tests."""
-    adjusted = holm([c["mcnemar"]["p"] for c in comparisons])
-    for c, p in zip(comparisons, adjusted, strict=True):
-        c["mcnemar"]["p_holm"] = p
+    """Add Holm-adjusted `p_holm` to each comparison's test entry, the list being one family of tests; a test
+    without a p (NaN) stays out of the family."""
+    ps = [c["mcnemar"]["p"] for c in comparisons]
+    keep = [k for k, p in enumerate(ps) if p is not None and not np.isnan(p)]
+    adjusted = dict(zip(keep, holm([ps[k] for k in keep]), strict=True))
+    for k, c in enumerate(comparisons):
+        c["mcnemar"]["p_holm"] = adjusted.get(k, float("nan"))

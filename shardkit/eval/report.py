@@ -26,27 +26,61 @@ def fmt(m: dict | None, pct: bool = True) -> str:
     return f"{m['value'] * k:.{d}f}{ci}"
 
 
+IDENTITY_COLUMNS = (("identity_accuracy_balanced", "identity (strict, class-balanced)"),
+                    ("identity_accuracy", "identity (strict)"), ("identity_accuracy_lenient", "identity (lenient)"))
+
+
 def main_table(results: dict) -> str:
-    rows = ["| condition | task | n | errors | " + " | ".join(YESNO_COLUMNS) + " | identity (string) | "
-            "identity (embedding) |", "|" + "---|" * (len(YESNO_COLUMNS) + 6)]
+    head = ["condition", "task", "n", "errors", *YESNO_COLUMNS, *(h for _, h in IDENTITY_COLUMNS)]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cond, tasks in results["metrics"].items():
         for task, s in tasks.items():
             cells = [fmt(s.get(c), pct=c != "auroc") for c in YESNO_COLUMNS]
-            rows.append(f"| {cond} | {task} | {s['n']} | {s['n_error']} | " + " | ".join(cells) +
-                        f" | {fmt(s.get('identity_accuracy'))} | {fmt(s.get('identity_accuracy_embedding'))} |")
+            cells += [fmt(s.get(k)) for k, _ in IDENTITY_COLUMNS]
+            rows.append(f"| {cond} | {task} | {s['n']} | {s['n_error']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def baselines_table(results: dict) -> str:
+    """The model-free baselines on the same items, each with its CI: what a score must beat."""
+    base = results.get("baselines") or {}
+    rows = ["| task | baseline | what it sees | score [95% CI] |", "|---|---|---|---|"]
+    for task in ("synonym", "hypernym"):
+        b = base.get(task)
+        if not b:
+            continue
+        y = b["always_yes"]
+        rows.append(f"| {task} | always yes | nothing | F1 {fmt(y.get('f1'))}, accuracy {fmt(y.get('accuracy'))} |")
+        for name, what in (("prior", "the candidate's yes-rate in this SHARD (in-sample: an upper bound)"),
+                           ("generality", "the candidate's WordNet depth"), ("shortness", "the candidate's length")):
+            m = b.get(f"candidate_{name}", {}).get("auroc")
+            rows.append(f"| {task} | candidate {name} | {what} | AUROC {fmt(m, pct=False)} |")
+    c = (base.get("identity") or {}).get("best_constant")
+    if c and c.get("answer") is not None:
+        rows.append(f"| identity | best constant answer (\"{c['answer']}\", of {c['n_tried']} tried) | nothing | "
+                    f"{100 * c['balanced']:.1f} class-balanced, {100 * c['micro']:.1f} plain |")
     return "\n".join(rows)
 
 
 def tests_table(results: dict) -> str:
-    rows = ["| task | A → B | ΔF1 [CI] | Δaccuracy [CI] | McNemar p | Holm p | right→wrong | wrong→right |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| task | A → B | ΔF1 [CI] | Δaccuracy [CI] | ΔAUROC [CI] | test | p | Holm p | right→wrong | "
+            "wrong→right |", "|---|---|---|---|---|---|---|---|---|---|"]
     for t in results["tests"]:
         d = t["diffs"]
         m = t["mcnemar"]
-        rows.append(f"| {t['task']} | {t['a']} → {t['b']} | {fmt(d.get('f1'))} | "
-                    f"{fmt(d.get('accuracy') or d.get('identity_accuracy'))} | {m['p']:.3g} | {m['p_holm']:.3g} "
-                    f"| {m['right_to_wrong']} | {m['wrong_to_right']} |")
+        acc = d.get("accuracy") or d.get("identity_accuracy_balanced") or d.get("identity_accuracy")
+        rows.append(f"| {t['task']} | {t['a']} → {t['b']} | {fmt(d.get('f1'))} | {fmt(acc)} | "
+                    f"{fmt(d.get('auroc'), pct=False)} | {m.get('method', 'McNemar')} | {_p(m.get('p'))} | "
+                    f"{_p(m.get('p_holm'))} | {_n(m.get('right_to_wrong'))} | {_n(m.get('wrong_to_right'))} |")
     return "\n".join(rows)
+
+
+def _p(x) -> str:
+    return "–" if x is None else f"{x:.3g}"
+
+
+def _n(x) -> str:
+    return "–" if x is None else str(x)
 
 
 def write_report(out: Path, results: dict, merged: dict) -> None:
@@ -59,23 +93,38 @@ def write_report(out: Path, results: dict, merged: dict) -> None:
         f"seed {cfg['seed']}, "
         f"{cfg['n_boot']} clip-clustered bootstrap replicates (95% CIs). Percentages; AUROC as a fraction.",
         "",
-        "Unparsed answers count as wrong and stay in every denominator; items whose audio could not be loaded "
-        "are excluded and counted under *errors*. `text` is the control: the gold label written in words where "
-        "the audio would be. Identity (embedding) accepts the top-1 AudioSet label by sentence-embedding "
-        "similarity when it is the gold class, a class below it, or another label of the clip.",
+        "Unparsed answers count as wrong in every metric (a false positive on a negative, a miss on a positive); "
+        "items whose audio could not be loaded are excluded and counted under *errors*. `text` is the control: the "
+        "gold label written in words where the audio would be. Identity (strict) accepts a reviewed alias of the "
+        "gold class, or an answer whose nearest AudioSet label (MiniLM sentence embedding) is the gold class or a "
+        "class below it, and never a negated mention; its headline is class-balanced (mean over gold words of "
+        "each word's accuracy), so a constant answer scores 1/words. Identity (lenient) accepts any label of the "
+        "clip. Under cloze scoring, yes/no items are ranked by mean log-probability per token (AUROC) and never "
+        "thresholded.",
         "",
         "## Metrics",
         "",
         main_table(results),
         "",
-        "## Paired tests (B − A; exact McNemar on correctness, Holm-corrected across this table)",
+        "## Baselines on the same items (no model, no audio)",
+        "",
+        "If a model's score is within a baseline's CI, the model has shown nothing beyond it.",
+        "",
+        baselines_table(results),
+        "",
+        "## Paired tests (B − A; Holm-corrected across this table)",
+        "",
+        "Yes/no: exact McNemar on correctness. Identity: the class-balanced sign-flip test (McNemar when every "
+        "word has as many clips). Cloze: the paired clip-bootstrap p of ΔAUROC.",
         "",
         tests_table(results),
         "",
     ]
     if results.get("conditioned"):
         lines += ["## Reasoning accuracy given correct identification of the same clip", "",
-                  "| condition | task | identified: acc (n) | not identified: acc (n) |", "|---|---|---|---|"]
+                  "Identification: the strict identity verdict of the same clip. Accuracy [95% clip-bootstrap CI] "
+                  "(items).", "",
+                  "| condition | task | identified | not identified |", "|---|---|---|---|"]
         for cond, tasks in results["conditioned"].items():
             for task, c in tasks.items():
                 lines.append(f"| {cond} | {task} | {_acc_n(c.get('identified'))} | {_acc_n(c.get('not_identified'))} |")
@@ -92,7 +141,7 @@ def write_report(out: Path, results: dict, merged: dict) -> None:
 def _acc_n(c: dict | None) -> str:
     if not c or not c.get("n"):
         return "–"
-    return f"{100 * c['accuracy']:.1f} ({c['n']})"
+    return f"{fmt({'value': c['accuracy'], 'ci': c.get('ci')})} ({c['n']})"
 
 
 def plots(folder: Path, results: dict, merged: dict) -> None:
@@ -112,7 +161,8 @@ def plots(folder: Path, results: dict, merged: dict) -> None:
         xs, vals, errs = [], [], [[], []]
         for j, task in enumerate(tasks):
             s = results["metrics"][cond].get(task)
-            m = None if s is None else (s.get("f1") if task != "identity" else s.get("identity_accuracy"))
+            m = None if s is None else (s.get("f1") or s.get("auroc") if task != "identity"
+                                        else s.get("identity_accuracy_balanced"))
             if not m or m["value"] is None:
                 continue
             lo, hi = m["ci"]

@@ -14,33 +14,69 @@ from shardkit.eval import metrics
 from shardkit.eval.scoring import CONTROL
 
 YES_NO_TASKS = ("synonym", "hypernym")
+IDENTITY_WAYS = ("correct_string", "correct_embedding", "correct_lenient")  # beside the strict headline `correct`
 
 
 def arrays(rows: list[dict], clip_index: dict[str, int], cloze: bool, lenient: bool = False) -> dict:
-    """Item arrays for one condition × task, in record order."""
+    """Item arrays for one condition × task, in record order.
+
+    Identity: `correct` (strict, the headline) and every `correct_<way>` the records carry, with `group` (the gold
+    word) for the class-balanced headline. Yes/no: `gold`, `score` where every item has one, and `pred` (1 yes, 0
+    no, NaN unparsed) except under cloze, whose likelihoods are ranked (AUROC) and never cut at a threshold fitted
+    on the test items.
+    """
     task = rows[0]["task"] if rows else "synonym"
     error = np.array([r["error"] is not None for r in rows], dtype=bool)
     data = {"cluster": np.array([clip_index[r["clip_id"]] for r in rows]), "error": error}
     if task == "identity":
         data["correct"] = np.array([bool(r["correct"]) for r in rows])
-        if any(r["correct_embedding"] is not None for r in rows):
-            data["correct_embedding"] = np.array([bool(r["correct_embedding"]) for r in rows])
+        data["group"] = np.array([r["word"] for r in rows])
+        for key in IDENTITY_WAYS:
+            if any(r.get(key) is not None for r in rows):
+                data[key] = np.array([bool(r.get(key)) for r in rows])
         return data
     data["gold"] = np.array([r["gold"] == "yes" for r in rows])
     score = np.array([np.nan if r["score"] is None else r["score"] for r in rows], dtype=float)
-    if cloze:  # a likelihood has no natural zero: say yes above the task's median (the data are balanced)
-        threshold = np.nanmedian(score[~error]) if (~error).any() else 0.0
-        pred = np.where(np.isnan(score), np.nan, (score >= threshold).astype(float))
-    else:
+    if not cloze:
         key = "parsed_lenient" if lenient else "parsed"
-        pred = np.array([np.nan if r[key] is None else float(r[key] == "yes") for r in rows])
-    data["pred"] = pred
+        data["pred"] = np.array([np.nan if r[key] is None else float(r[key] == "yes") for r in rows])
     if not np.isnan(score[~error]).any() and (~error).any():
         data["score"] = np.where(error, 0.0, score)
     return data
 
 
-def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, provenance: dict) -> dict:
+def baselines(merged: dict[tuple[str, str], list[dict]], clip_index: dict[str, int], items: dict[str, list[dict]],
+              constant: dict | None, n_boot: int, seed: int) -> dict:
+    """What a score is worth: model-free baselines on the same items, with the same clip-clustered CIs.
+
+    Yes/no: always "yes" (its precision, recall, F1 and accuracy), and the candidate-only baselines of
+    `benchmark/baselines.py` as AUROC (0.5 when the candidate tells nothing). Identity: the best constant answer.
+    """
+    from shardkit.benchmark.baselines import CANDIDATE_ONLY
+
+    out: dict = {}
+    for task in YES_NO_TASKS:
+        its = items.get(task) or []
+        if not its:
+            continue
+        rows = [{"clip_id": i["clip"]["id"]} for i in its]
+        data = {"cluster": np.array([clip_index.get(r["clip_id"], -1) for r in rows]),
+                "gold": np.array([i["answer"] == "yes" for i in its])}
+        yes = metrics.summarise(task, {**data, "pred": np.ones(len(its))}, n_boot, seed,
+                                metrics=("precision", "recall", "f1", "accuracy"))
+        out[task] = {"always_yes": yes}
+        for name, fn in CANDIDATE_ONLY.items():
+            out[task][f"candidate_{name}"] = metrics.summarise(task, {**data, "score": fn(its)}, n_boot, seed,
+                                                               metrics=("auroc",))
+    if constant is not None:
+        out["identity"] = {"best_constant": constant}
+    return out
+
+
+def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, provenance: dict,
+                  constant: dict | None = None, items: dict[str, list[dict]] | None = None) -> dict:
+    """Every number of a run: metrics with CIs per condition × task, breakdowns, identification-conditioned
+    reasoning, paired tests (Holm within the run) and the model-free baselines on the same items."""
     clips = sorted({r["clip_id"] for rows in merged.values() for r in rows})
     clip_index = {c: i for i, c in enumerate(clips)}
     cloze = cfg.scoring == "cloze"
@@ -53,7 +89,10 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
         out_metrics.setdefault(cond, {})[task] = s = metrics.summarise(task, d, **kw)
         if cfg.scoring == "generate" and task in YES_NO_TASKS:
             s["lenient"] = metrics.summarise(task, arrays(rows, clip_index, cloze, lenient=True), **kw)
-        if task in YES_NO_TASKS:
+        if task in YES_NO_TASKS and cloze:  # scores only: rank within each word
+            breakdowns.setdefault(cond, {})[task] = {
+                "word": metrics.breakdown(d, np.array([r["word"] for r in rows]), task, **kw, metrics=("auroc",))}
+        elif task in YES_NO_TASKS:
             breakdowns.setdefault(cond, {})[task] = {
                 "word": metrics.breakdown(d, np.array([r["word"] for r in rows]), task, **kw,
                                           metrics=("accuracy",)),
@@ -64,7 +103,7 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
                                                    metrics=("accuracy", "unparsed_rate")),
             }
     conditioned: dict = {}
-    for cond in out_metrics:
+    for cond in out_metrics if not cloze else ():  # cloze makes no yes/no decisions to condition
         # the text control asks no identity question: condition it on the last placement's identification
         ident = merged.get((cond, "identity")) or (cfg.placements and merged.get((cfg.placements[-1], "identity")))
         if not ident:
@@ -84,18 +123,19 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
         conds = [c for c in cfg.conditions if (c, task) in data]
         for a, b in combinations(conds, 2):
             r = metrics.compare(data[(a, task)], data[(b, task)], task, **kw)
-            tests.append({"task": task, "a": a, "b": b, "n": r["n"], "n_error": r["n_error"],
-                          "diffs": {k: {"value": v["diff"], "ci": v["ci"], "higher_is_better": v["higher_is_better"]}
-                                    for k, v in r.items() if isinstance(v, dict) and "diff" in v},
-                          "mcnemar": r["mcnemar"]})
+            tests.append({"a": a, "b": b, **metrics.as_test(task, r)})
     metrics.apply_holm(tests)
+    base = baselines(merged, clip_index, items or {}, constant, **kw)
     return _clean({
         "config": asdict(cfg), "shard_sha256": meta["sha256"], "versions": provenance,
         "decoding": {"strategy": "greedy", "do_sample": False, "max_new_tokens": cfg.max_new_tokens,
-                     "yes_no_threshold": "median score" if cloze else "log-odds 0"},
+                     "yes_no_threshold": ("none: cloze scores (mean log-probability per token) are ranked, AUROC "
+                                          "only" if cloze else "log-odds 0" if cfg.scoring == "yesno" else
+                                          "parsed answer")},
         "n_items": sum(len(rows) for rows in merged.values()), "n_clips": len(clips),
         "control": CONTROL if cfg.control else None,
-        "metrics": out_metrics, "breakdowns": breakdowns, "conditioned": conditioned, "tests": tests,
+        "metrics": out_metrics, "baselines": base, "breakdowns": breakdowns, "conditioned": conditioned,
+        "tests": tests,
     })
 
 

@@ -91,32 +91,30 @@ def _base_record(key: str, condition: str, item: dict, prompt: str, scoring: str
         "clip_id": item["clip"]["id"], "word": item["word"], "mid": item["mid"], "candidate": item["candidate"],
         "gold": item["answer"], "negative_kind": item["negative_kind"], "depth": item["depth"], "prompt": prompt,
         "prompt_hash": hashlib.sha256(prompt.encode()).hexdigest()[:16], "raw": None, "parsed": None,
-        "parsed_lenient": None, "score": None, "correct": None, "correct_lenient": None,
+        "parsed_lenient": None, "score": None, "correct": None, "correct_lenient": None, "correct_string": None,
         "correct_embedding": None, "top1": None, "error": None,
     }
 
 
 class _Identity:
-    """String and sentence-embedding matching of generated labels, loaded on first use."""
+    """Identity verdicts for generated labels (`identity.judge`), with the sentence embedder loaded on first use."""
 
     def __init__(self):
         self.embedder = None
 
-    def score(self, records: list[dict], items: list[dict]) -> None:
-        from shardkit.eval.identity import LabelEmbedder, embedding_top1, string_match
-        from shardkit.resources.ontology import ontology
+    def load(self):
+        from shardkit.eval.identity import LabelEmbedder
 
         if self.embedder is None:
             self.embedder = LabelEmbedder.load()
-        onto = ontology()
-        top = embedding_top1([r["raw"] or "" for r in records], self.embedder)
-        for r, item, t in zip(records, items, top, strict=True):
+        return self.embedder
+
+    def score(self, records: list[dict], items: list[dict]) -> None:
+        from shardkit.eval.identity import judge
+
+        for r, verdict in zip(records, judge([r["raw"] or "" for r in records], items, self.load()), strict=True):
             r["parsed"] = r["raw"]
-            r["correct"] = string_match(r["raw"] or "", item["answer"], item["aliases"])
-            r["top1"] = t
-            # the gold class, a class below it (Bark under Dog) or another label of the clip (Dial tone)
-            accepted = {item["mid"], *onto.descendants(item["mid"]), *item["clip"]["labels"]}
-            r["correct_embedding"] = t in accepted
+            r.update(verdict)
 
 
 def score_batch(adapter, cfg: EvalConfig, batch: list[tuple[str, str, dict, object, str]], identity: _Identity,
@@ -125,8 +123,8 @@ def score_batch(adapter, cfg: EvalConfig, batch: list[tuple[str, str, dict, obje
     task = batch[0][2]["task"]
     records = [_base_record(k, c, it, p, cfg.scoring) for k, c, it, _, p in batch]
     requests = [r for _, _, _, r, _ in batch]
-    if cfg.scoring == "cloze":
-        results = adapter.cloze(requests)
+    if cfg.scoring == "cloze":  # mean log-probability per token: length alone must not rank candidates
+        results = adapter.cloze(requests, per_token=True)
         for rec, res in zip(records, results, strict=True):
             if res.error:
                 rec["error"] = res.error
@@ -135,7 +133,7 @@ def score_batch(adapter, cfg: EvalConfig, batch: list[tuple[str, str, dict, obje
                 rec["score"], rec["parsed"] = float(res.value[best]), words[best]
                 rec["correct"] = words[best] == rec["word"]
             else:
-                rec["score"] = res.value[0]  # decided against the task's median score when aggregating
+                rec["score"] = res.value[0]  # ranked (AUROC), never thresholded: no cut is fit on test items
         return records
     if task != "identity" and cfg.scoring == "yesno":
         for rec, res in zip(records, adapter.yes_no(requests), strict=True):
@@ -233,10 +231,25 @@ def run_eval(cfg: EvalConfig, out: Path, progress: Callable[[int, int], None] | 
     from shardkit.eval.report import write_report
     from shardkit.eval.results import build_results
 
-    results = build_results(cfg, merged, meta, provenance())
+    results = build_results(cfg, merged, meta, provenance(), _constant(cfg, selected.get("identity") or []),
+                            selected)
     atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     write_report(out, results, merged)
     return results
+
+
+def _constant(cfg: EvalConfig, items: list[dict]) -> dict | None:
+    """The best constant identity answer under this run's scoring (every clip answered alike), or None."""
+    if not items:
+        return None
+    if cfg.scoring == "cloze":  # the answer is one of SHARD's words: a constant word is right on its own clips only
+        words = sorted({i["word"] for i in items})
+        share = {w: sum(i["word"] == w for i in items) / len(items) for w in words}
+        top = max(words, key=share.get)
+        return {"answer": top, "balanced": 1 / len(words), "micro": share[top], "n_tried": len(words)}
+    from shardkit.eval.identity import best_constant
+
+    return best_constant(items, _Identity().load())
 
 
 def _check_same_config(out: Path, cfg: EvalConfig, meta: dict) -> None:

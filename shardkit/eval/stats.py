@@ -223,15 +223,16 @@ def paired_bootstrap_diff(fn: MetricFn, data_a: Data, data_b: Data, cluster: np.
                           seed: int = 0, alpha: float = 0.05) -> dict:
     """fn(B) − fn(A) with a percentile CI, both conditions resampled with the same clip draws.
 
-    Items are paired by position (same item, same clip in A and B). Returns {"diff", "lo", "hi"}.
+    Items are paired by position (same item, same clip in A and B). Returns {"diff", "lo", "hi", "p"}, p the
+    two-sided bootstrap p of the difference (`bootstrap_p`).
     """
     _check_alpha(alpha)
     diff = float(fn(data_b, None) - fn(data_a, None))
     if np.isnan(diff):
-        return {"diff": diff, "lo": float("nan"), "hi": float("nan")}
+        return {"diff": diff, "lo": float("nan"), "hi": float("nan"), "p": float("nan")}
     a, b = _replicates(fn, [data_a, data_b], cluster, n_boot, seed)
     lo, hi = _percentile_ci(b - a, alpha)
-    return {"diff": diff, "lo": lo, "hi": hi}
+    return {"diff": diff, "lo": lo, "hi": hi, "p": bootstrap_p(b - a)}
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
@@ -259,3 +260,67 @@ def holm(pvalues: list[float]) -> list[float]:
     out = np.empty(m)
     out[order] = adj
     return out.tolist()
+
+
+def balanced_mean(x: np.ndarray, group: np.ndarray, weights: np.ndarray | None = None) -> float | np.ndarray:
+    """Mean over groups of each group's mean: class-balanced accuracy when x is correctness and group the class.
+
+    A constant answer then scores 1/k with k classes, however unequal their sizes. Groups with no weight in a
+    replicate are left out of that replicate's mean. Shapes: weights None or [n] → float; [r, n] → [r].
+    """
+    x = np.asarray(x, dtype=np.float64)
+    _, g = np.unique(np.asarray(group), return_inverse=True)
+    onehot = np.eye(int(g.max()) + 1 if len(g) else 0)[g]  # [n, k]
+    weights = _check_weights(weights, len(x))
+    w = np.ones((1, len(x))) if weights is None else np.atleast_2d(weights)  # [r, n]
+    num, den = (w * x) @ onehot, w @ onehot  # [r, k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = np.where(den > 0, num / den, np.nan)
+        out = np.where((den > 0).any(axis=1), np.nansum(per, axis=1) / (den > 0).sum(axis=1), np.nan)  # [r]
+    return float(out[0]) if weights is None or weights.ndim == 1 else out
+
+
+def signflip_exact(correct_a: np.ndarray, correct_b: np.ndarray, item_weights: np.ndarray | None = None,
+                   n_draws: int = 200_000, seed: int = 0) -> dict:
+    """Paired test of a weighted accuracy difference: under H0 each discordant item is equally likely to favour
+    A or B, so the statistic sum(w · (b − a)) is compared with its sign-flip distribution, two-sided.
+
+    With equal weights this is the exact McNemar test (the same p as `mcnemar_exact`); with class-balancing weights
+    (1 / class size) it tests the class-balanced accuracy. Exact enumeration for up to 20 discordant items, else
+    `n_draws` seeded random flips (p = (1 + hits) / (1 + draws)). Returns {"b", "c", "right_to_wrong",
+    "wrong_to_right", "n", "p", "method"}.
+    """
+    a, b_ = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b_.shape or a.ndim != 1:
+        raise ShardkitError(f"correct_a has shape {a.shape} and correct_b {b_.shape}; expected equal 1-d arrays")
+    w = np.ones(len(a)) if item_weights is None else np.asarray(item_weights, dtype=np.float64)
+    if w.shape != a.shape:
+        raise ShardkitError(f"item_weights has shape {w.shape}; expected {a.shape}")
+    d = b_.astype(float) - a.astype(float)
+    disc = d != 0
+    b, c = int((a & ~b_).sum()), int((~a & b_).sum())
+    out = {"b": b, "c": c, "right_to_wrong": b, "wrong_to_right": c, "n": len(a)}
+    if not disc.any():
+        return {**out, "p": 1.0, "method": "sign-flip"}
+    wd = w[disc] * d[disc]  # [m]
+    observed = abs(wd.sum()) - 1e-12 * np.abs(wd).sum()  # ties with the observed value count as extreme
+    m = len(wd)
+    if m <= 20:
+        signs = 1 - 2 * ((np.arange(2**m)[:, None] >> np.arange(m)) & 1)  # [2^m, m], every sign pattern
+        p = float((np.abs(signs @ np.abs(wd)) >= observed).mean())
+        return {**out, "p": min(1.0, p), "method": "sign-flip, exact"}
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for lo in range(0, n_draws, 20_000):
+        signs = rng.choice((-1.0, 1.0), size=(min(20_000, n_draws - lo), m))
+        hits += int((np.abs(signs @ np.abs(wd)) >= observed).sum())
+    return {**out, "p": min(1.0, (1 + hits) / (1 + n_draws)), "method": f"sign-flip, {n_draws} draws"}
+
+
+def bootstrap_p(diffs: np.ndarray) -> float:
+    """Two-sided p of a paired bootstrap difference: twice the smaller share of replicates on either side of 0."""
+    diffs = np.asarray(diffs, dtype=np.float64)
+    diffs = diffs[~np.isnan(diffs)]
+    if not len(diffs):
+        return float("nan")
+    return float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))

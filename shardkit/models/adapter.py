@@ -171,8 +171,9 @@ class SpliceAdapter:
             out.update({i: Result(t.strip()) for i, t in zip(chunk, texts, strict=True)})
         return [out[i] for i in range(len(requests))]
 
-    def cloze(self, requests: Sequence[Request]) -> list[Result]:
-        """Log-likelihood of each continuation given the prompt: one list of floats per request."""
+    def cloze(self, requests: Sequence[Request], per_token: bool = False) -> list[Result]:
+        """Log-likelihood of each continuation given the prompt (or its mean per token, `per_token`, so that
+        length alone does not rank continuations): one list of floats per request."""
         tok = self.model.tokenizer
 
         def with_continuations(r: Request, ids: list[int]) -> list[list[int]]:
@@ -191,8 +192,8 @@ class SpliceAdapter:
             n_cont = [len(tok(requests[i].continuations[j], add_special_tokens=False).input_ids) for i, j in chunk]
             lp = self.model.continuation_logprob(b["input_ids"], b["attention_mask"], b["position_ids"], n_cont,
                                                  audio)
-            for (i, j), v in zip(chunk, lp, strict=True):
-                scores[i][j] = float(v)
+            for (i, j), v, n in zip(chunk, lp, n_cont, strict=True):
+                scores[i][j] = float(v) / n if per_token else float(v)
         out.update({i: Result(scores[i]) for i in order})
         return [out[i] for i in range(len(requests))]
 

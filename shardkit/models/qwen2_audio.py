@@ -204,8 +204,9 @@ class Qwen2AudioAdapter:
         return [out[i] for i in range(len(requests))]
 
     @torch.no_grad()
-    def cloze(self, requests: Sequence[Request]) -> list[Result]:
-        """Summed log-probability of each continuation after the prompt: one list of floats per request."""
+    def cloze(self, requests: Sequence[Request], per_token: bool = False) -> list[Result]:
+        """Summed log-probability of each continuation after the prompt (or its mean per token, `per_token`, so
+        that length alone does not rank continuations): one list of floats per request."""
         waves, errors, rows, order = self._prepare(requests, cloze=True)
         out = {i: Result(None, e) for i, e in errors.items()}
         flat = [(i, j) for i in order for j in range(len(rows[i]))]
@@ -219,7 +220,8 @@ class Qwen2AudioAdapter:
             for k, (i, j) in enumerate(chunk):
                 n = rows[i][j][1]
                 logits = head(h[k, s - n - 1: s - 1]).float()  # [n, vocab]: the positions that predict the tail
-                scores[i][j] = float(logits.log_softmax(-1).gather(-1, ids[k, s - n:, None]).sum())
+                total = float(logits.log_softmax(-1).gather(-1, ids[k, s - n:, None]).sum())
+                scores[i][j] = total / n if per_token else total
         out.update({i: Result(scores[i]) for i in order})
         return [out[i] for i in range(len(requests))]
 

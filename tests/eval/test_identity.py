@@ -9,6 +9,7 @@ from shardkit.eval.identity import (
     embedding_top1,
     normalise,
     string_match,
+    strip_negated,
 )
 
 DOG, BARK, HELICOPTER = "/m/0bt9lr", "/m/05tny_", "/m/09ct_"
@@ -29,34 +30,45 @@ def test_normalise(text, key):
     assert normalise(text) == key
 
 
-DOG_ALIASES = ["Dog", "domestic dog", "Canis familiaris"]
-ALARM = "Smoke detector, smoke alarm"
+DOG_ALIASES = ["dog", "domestic dog", "Canis familiaris"]
+ALARM_ALIASES = ["smoke detector", "smoke alarm"]
 
 
-@pytest.mark.parametrize("output, gold, aliases, hit", [
-    ("Dog", "Dog", DOG_ALIASES, True),
-    ("A dog.", "Dog", DOG_ALIASES, True),
-    ("the sound of a dog barking", "Dog", DOG_ALIASES, True),
-    ("Several DOGS are barking!", "Dog", DOG_ALIASES, True),
-    ("It is a domestic dog", "Dog", [], True),  # the gold name alone is enough
-    ("a domestic cat", "Dog", ["domestic dog"], False),
-    ("canis familiaris, probably", "Dog", DOG_ALIASES, True),
-    ("a hotdog vendor", "Dog", DOG_ALIASES, False),
-    ("dogged persistence", "Dog", DOG_ALIASES, False),
-    ("a cat meowing", "Dog", DOG_ALIASES, False),
-    ("the smoke alarm is beeping", ALARM, [], True),  # a comma part of the gold name
-    ("a smoke detector", ALARM, ["smoke detector", "smoke alarm"], True),
-    ("smoke rising from an alarm clock", ALARM, ["smoke detector", "smoke alarm"], False),
-    ("", "Dog", DOG_ALIASES, False),
-    ("   ", "Dog", DOG_ALIASES, False),
+@pytest.mark.parametrize("output, aliases, hit", [
+    ("Dog", DOG_ALIASES, True),
+    ("A dog.", DOG_ALIASES, True),
+    ("the sound of a dog barking", DOG_ALIASES, True),
+    ("Several DOGS are barking!", DOG_ALIASES, True),
+    ("a domestic cat", ["domestic dog"], False),
+    ("canis familiaris, probably", DOG_ALIASES, True),
+    ("a hotdog vendor", DOG_ALIASES, False),
+    ("dogged persistence", DOG_ALIASES, False),
+    ("a cat meowing", DOG_ALIASES, False),
+    ("the smoke alarm is beeping", ALARM_ALIASES, True),
+    ("smoke rising from an alarm clock", ALARM_ALIASES, False),
+    ("not a dog", DOG_ALIASES, False),  # a negated mention never counts
+    ("It is not a dog, it is a cat", DOG_ALIASES, False),
+    ("no dog but a cat", DOG_ALIASES, False),
+    ("not a cat, a dog", DOG_ALIASES, True),  # the negation ends at the comma
+    ("it isn't a cat but a dog", DOG_ALIASES, True),
+    ("", DOG_ALIASES, False),
+    ("   ", DOG_ALIASES, False),
 ])
-def test_string_match(output, gold, aliases, hit):
-    assert string_match(output, gold, aliases) is hit
+def test_string_match(output, aliases, hit):
+    assert string_match(output, aliases) is hit
 
 
 def test_string_match_ignores_empty_aliases():
-    assert not string_match("a cat", "Cat and mouse", ["", "the", "..."])
-    assert string_match("a cat and a mouse", "Cat and mouse", ["", "the"])
+    assert not string_match("a cat", ["", "the", "..."])
+    assert string_match("a cat and a mouse", ["", "the", "cat and mouse"])
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("not a dog", ""), ("It is not a dog, it is a cat", "It is , it is a cat"), ("no dog but a cat", "but a cat"),
+    ("a dog", "a dog"), ("Nothing here.", "."),
+])
+def test_strip_negated(text, kept):
+    assert " ".join(strip_negated(text).split()) == kept
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +134,40 @@ def test_label_cache_keyed_and_repaired(embedder, tmp_path, monkeypatch):
     e.cache_path().write_bytes(b"not an npy file")
     assert e.label_vectors().shape == (2, WIDTH) and e.n_embedded == 2  # damaged file recomputed
     assert embedding_top1(["a puppy yapping", "rotor blades overhead"], e) == [DOG, HELICOPTER]
+
+
+def _identity_item(mid, word, aliases, labels):
+    return {"mid": mid, "word": word, "aliases": aliases, "clip": {"labels": labels}}
+
+
+def test_judge_strict_and_lenient(embedder):
+    from shardkit.eval.identity import judge
+
+    dog = _identity_item(DOG, "dog", DOG_ALIASES, [DOG, HELICOPTER])
+    v = judge(["a dog barking", "barking", "helicopter", "Animal", "not a dog"], [dog] * 5, embedder)
+    assert [x["correct"] for x in v] == [True, True, False, False, False]  # Bark is below Dog: strict accepts it
+    assert v[0]["correct_string"] and not v[1]["correct_string"] and v[1]["correct_embedding"]
+    assert v[2]["correct_lenient"] and not v[2]["correct"]  # another label of the clip: lenient only
+    assert not v[3]["correct_lenient"]  # a class above the gold is no answer, even leniently
+    assert not v[4]["correct_lenient"]
+
+
+def test_best_constant_answer_on_the_bundled_shard(shard, embedder):
+    """Done-when of the review: no answer given to every clip scores over 10% under the headline."""
+    import json
+
+    from shardkit.eval.identity import best_constant
+
+    items = [json.loads(line) for line in (shard[0] / "shard.jsonl").read_text().splitlines()]
+    identity = [i for i in items if i["task"] == "identity"]
+    best = best_constant(identity, embedder)
+    assert best["n_tried"] > 527
+    assert best["balanced"] <= 0.10, best
+    words = {i["word"] for i in identity}
+    # right on one word's clips and wrong on every other, except where the ontology puts one class below two words
+    # (Cowbell lies under Bell and under Cattle): 2/22 on the bundled build
+    assert best["balanced"] <= 2 / len(words) + 1e-12
+    # "Animal" scored 25.4% under the old matching (any label of the clip accepted)
+    from shardkit.eval.identity import judge
+
+    assert not any(j["correct"] for j in judge(["Animal"] * len(identity), identity, embedder))

@@ -35,7 +35,7 @@ def _yes_no(seed: int = 0, n_clips: int = 40, per_clip: int = 5, score: bool = T
 def test_table_states_direction():
     assert {n: m.higher_is_better for n, m in METRICS.items()} == {
         "precision": True, "recall": True, "f1": True, "accuracy": True, "unparsed_rate": False, "auroc": True,
-        "identity_accuracy": True,
+        "identity_accuracy": True, "identity_accuracy_balanced": True,
     }
     with pytest.raises(ValueError, match="already registered"):
         register(Metric("f1", METRICS["f1"].fn, True, "yes_no", ("gold", "pred")))
@@ -74,8 +74,8 @@ def test_user_errors_are_one_line_with_suggestions():
     d = _yes_no()
     with pytest.raises(ShardkitError, match="did you mean hypernym"):
         summarise("hypernim", d)
-    with pytest.raises(ShardkitError, match="lacks pred"):
-        summarise("synonym", {"gold": d["gold"], "cluster": d["cluster"]})
+    with pytest.raises(ShardkitError, match="lacks gold"):
+        summarise("synonym", {"pred": d["pred"], "cluster": d["cluster"]})
     with pytest.raises(ShardkitError, match="did you mean accuracy"):
         summarise("synonym", d, metrics=("acuracy",))
     with pytest.raises(ShardkitError, match="needs data keys gold, score"):

@@ -320,7 +320,7 @@ def test_bootstrap_nan_when_metric_often_undefined():
 def test_paired_diff_uses_the_same_resamples():
     a = _realistic(seed=2)
     r = paired_bootstrap_diff(_acc, a, a, a["cluster"], n_boot=200, seed=0)
-    assert r == {"diff": 0.0, "lo": 0.0, "hi": 0.0}
+    assert r == {"diff": 0.0, "lo": 0.0, "hi": 0.0, "p": 1.0}
     b = dict(a, pred=np.where(np.isnan(a["pred"]), a["gold"].astype(float), a["pred"]))  # unparsed → right
     r = paired_bootstrap_diff(_acc, a, b, a["cluster"], n_boot=200, seed=0)
     assert r["diff"] == pytest.approx(np.isnan(a["pred"]).mean())
@@ -343,3 +343,39 @@ def test_cluster_bootstrap_with_one_item_per_clip_is_the_iid_bootstrap():
     means = x[np.random.default_rng(99).integers(0, 400, size=(2000, 400))].mean(axis=1)
     iid = np.quantile(means, [0.025, 0.975])
     assert ours == pytest.approx(tuple(iid), abs=0.02)
+
+
+def test_balanced_mean_weights_each_class_equally():
+    from shardkit.eval.stats import balanced_mean
+
+    x = np.array([1, 1, 1, 1, 0, 0], dtype=float)
+    g = np.array(["a", "a", "a", "a", "b", "c"])
+    assert balanced_mean(x, g) == pytest.approx(1 / 3)
+    w = np.array([[1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 1, 1], [2, 0, 0, 0, 0, 1]], dtype=float)
+    np.testing.assert_allclose(balanced_mean(x, g, w), [1 / 3, 0.0, 0.5])
+
+
+def test_signflip_equals_exact_mcnemar_with_equal_weights():
+    from shardkit.eval.stats import mcnemar_exact, signflip_exact
+
+    rng = np.random.default_rng(3)
+    for n_disc in (5, 12, 40):
+        a = rng.random(60) < 0.5
+        b = a.copy()
+        flip = rng.choice(60, n_disc, replace=False)
+        b[flip] = ~b[flip]
+        ref = mcnemar_exact(a, b)["p"]
+        got = signflip_exact(a, b)["p"]
+        assert got == pytest.approx(ref, abs=1e-12 if n_disc <= 20 else 0.01), n_disc
+
+
+def test_signflip_balanced_weights_tests_the_balanced_difference():
+    from shardkit.eval.stats import signflip_exact
+
+    # 10 items of class a all improve; 2 items of class b both get worse: plain counts say 10 vs 2, but with
+    # class-balanced weights the two classes move by +1 and -1: no balanced difference at all
+    a = np.array([0] * 10 + [1, 1], dtype=bool)
+    b = np.array([1] * 10 + [0, 0], dtype=bool)
+    w = np.array([1 / 10] * 10 + [1 / 2] * 2)
+    assert signflip_exact(a, b)["p"] < 0.05
+    assert signflip_exact(a, b, w)["p"] == 1.0
