@@ -145,13 +145,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
             table.add_column(col, justify="left" if col in ("condition", "task") else "right")
         for cond, tasks in results["metrics"].items():
             for task, m in tasks.items():
-                ident = f"{fmt(m.get('identity_accuracy'))} / {fmt(m.get('identity_accuracy_embedding'))}"
+                ident = f"{fmt(m.get('identity_accuracy_balanced'))} / {fmt(m.get('identity_accuracy_lenient'))}"
                 table.add_row(cond, task, str(m["n"]), str(m["n_error"]), fmt(m.get("f1")), fmt(m.get("accuracy")),
                               fmt(m.get("auroc"), pct=False), fmt(m.get("unparsed_rate")),
                               ident if task == "identity" else "–")
         con = Console()
         con.print(table)
-        con.print("identity: string match / sentence-embedding top-1. "
+        const = (results.get("baselines", {}).get("identity") or {}).get("best_constant") or {}
+        yes = [f"{t} {fmt(b['always_yes'].get('f1'))}" for t, b in results.get("baselines", {}).items()
+               if t != "identity"]
+        con.print("identity: strict, class-balanced (headline) / lenient (any label of the clip). Baselines: "
+                  f"always-yes F1 {', '.join(yes) or '–'}; best constant identity answer "
+                  f"{fmt({'value': const.get('balanced')})} ({const.get('answer')!r}).\n"
                   f"Wrote {args.out}/results.json, report.md, samples/, plots/")
     return 0
 
@@ -302,13 +307,13 @@ def cmd_study(args: argparse.Namespace) -> int:
     if study is None:
         return 0
     table = Table(title=f"{cfg.name}: {cfg.model} ({study['scoring']}; 95% clip-bootstrap CIs, %)")
-    for col in ("row", "synonym F1", "hypernym F1", "identity (embedding)", "identity (string)"):
+    for col in ("row", "synonym F1", "hypernym F1", "synonym AUROC", "hypernym AUROC", "identity (strict, balanced)"):
         table.add_column(col, justify="left" if col == "row" else "right")
     for row in study["rows"]:
         m = row["metrics"]
-        table.add_row(row["name"], fmt((m.get("synonym") or {}).get("f1")), fmt((m.get("hypernym") or {}).get("f1")),
-                      fmt((m.get("identity") or {}).get("identity_accuracy_embedding")),
-                      fmt((m.get("identity") or {}).get("identity_accuracy")))
+        syn, hyp, ident = (m.get(t) or {} for t in ("synonym", "hypernym", "identity"))
+        table.add_row(row["name"], fmt(syn.get("f1")), fmt(hyp.get("f1")), fmt(syn.get("auroc"), pct=False),
+                      fmt(hyp.get("auroc"), pct=False), fmt(ident.get("identity_accuracy_balanced")))
     con.print(table)
     ran = [s for s in study["stages"] if not s["cached"]]
     con.print(f"{len(ran)} stages run, {len(study['stages']) - len(ran)} cached; {study['seconds'] / 60:.1f} min. "

@@ -17,14 +17,16 @@ from shardkit.eval.store import atomic_write
 log = logging.getLogger(__name__)
 
 YESNO = ("synonym", "hypernym")
-# (task, metric key, column heading) for the paper's table; embedding identity first, as LTU reports it
+IDENTITY = "identity_accuracy_balanced"  # the headline: strict (gold class or below, no negation), class-balanced
+# (task, metric key, column heading) for the paper's table
 COLUMNS = [(t, k, f"{t} {h}") for t in YESNO for k, h in (("precision", "P"), ("recall", "R"), ("f1", "F1"))] + [
-    ("identity", "identity_accuracy_embedding", "identity (embedding)"),
-    ("identity", "identity_accuracy", "identity (string)"),
+    ("identity", IDENTITY, "identity (strict, balanced)"),
+    ("identity", "identity_accuracy", "identity (strict)"),
+    ("identity", "identity_accuracy_lenient", "identity (lenient)"),
 ]
 BARS = [("synonym", "f1", "synonym F1"), ("hypernym", "f1", "hypernym F1"),
-        ("identity", "identity_accuracy_embedding", "identity\n(embedding)"),
-        ("identity", "identity_accuracy", "identity\n(string)")]
+        ("identity", IDENTITY, "identity\n(strict, balanced)"),
+        ("identity", "identity_accuracy_lenient", "identity\n(lenient)")]
 ABLATION_MARKERS = ("s", "^", "D", "v", "P", "X", "<", ">")
 
 
@@ -88,44 +90,100 @@ def _auroc_table(rows: list[dict]) -> list[str]:
     return out
 
 
-def _tests_table(tests: list[dict], forgetting: bool = False) -> list[str]:
-    if forgetting:
-        head = "| task | A → B | Δidentity (string) [CI] | Δidentity (embedding) [CI] |"
-    else:
-        head = "| task | A → B | ΔF1 (yes/no) or Δidentity (embedding) [CI] |"
-    out = [head + " McNemar p | Holm p | right→wrong | wrong→right |", "|" + "---|" * (head.count("|") + 3)]
+def _tests_table(tests: list[dict]) -> list[str]:
+    out = ["| task | A → B | ΔF1 (yes/no) or Δidentity (strict, balanced) [CI] | ΔAUROC [CI] | test | p | Holm p | "
+           "right→wrong | wrong→right |", "|---|---|---|---|---|---|---|---|---|"]
     for t in tests:
         d, m = t.get("diffs") or {}, t.get("mcnemar") or {}
-        if forgetting:
-            deltas = f"{_diff(d.get('identity_accuracy'))} | {_diff(d.get('identity_accuracy_embedding'))}"
-        else:
-            deltas = _diff(d.get("f1") or d.get("identity_accuracy_embedding"))
-        out.append(f"| {t['task']} | {_cell(t['a'])} → {_cell(t['b'])} | {deltas} | {_p(m.get('p'))} | "
-                   f"{_p(m.get('p_holm'))} | {m.get('right_to_wrong', '–')} | {m.get('wrong_to_right', '–')} |")
+        out.append(f"| {t['task']} | {_cell(t['a'])} → {_cell(t['b'])} | {_diff(d.get('f1') or d.get(IDENTITY))} | "
+                   f"{_diff_auroc(d.get('auroc'))} | {m.get('method', 'McNemar')} | {_p(m.get('p'))} | "
+                   f"{_p(m.get('p_holm'))} | {_na(m.get('right_to_wrong'))} | {_na(m.get('wrong_to_right'))} |")
     return out
 
 
+def _na(x) -> str:
+    return "–" if x is None else str(x)
+
+
+def _diff_auroc(m: dict | None) -> str:
+    s = fmt(m, pct=False)
+    return s if s == "–" or s.startswith("-") else "+" + s
+
+
 def _reference_table(reference: list[dict]) -> list[str]:
-    out = ["| what | seed paper (reference figure, not reproduced) | this run |", "|---|---|---|"]
+    out = ["| what | seed paper (reference figure, not reproduced) | this run [95% CI] | test |", "|---|---|---|---|"]
     for r in reference:
-        if "ours_text" in r:
-            ours = r["ours_text"] or "–"
+        test = r.get("test") or {}
+        p = f"{test.get('method', '')}: p {_p(test.get('p'))}, Holm {_p(test.get('p_holm'))}" if test else "–"
+        if "balance" in r:
+            ours = "; ".join(f"{n} {fmt(v)}" for n, v in r["balance"].items()) + f" — best: {r['best']}"
+            vs = r.get("vs_ft_small")
+            p = f"best − FT-Small {_diff(vs)} points, bootstrap p {_p(vs.get('p'))}" if vs else "–"
+        elif "a" in r:
+            ours = f"{fmt(r.get('a'))} → {fmt(r.get('b'))} (original → FT-Large); Δ {_diff(r.get('ours'))} points"
         else:
-            ours = _diff(r.get("ours"))
-            ours += f" {r['unit']}" if ours != "–" and r.get("unit") else ""
-        out.append(f"| {_cell(r['what'])} | {_cell(r['paper'])} | {_cell(ours)} |")
+            ours = _diff(r.get("ours")) + (" points" if r.get("ours") else "")
+        out.append(f"| {_cell(r['what'])} | {_cell(r['paper'])} | {_cell(ours)} | {_cell(p)} |")
+    return out
+
+
+def _baselines_table(base: dict) -> list[str]:
+    out = ["| task | baseline (no model, no audio) | score [95% CI] |", "|---|---|---|"]
+    for task in YESNO:
+        b = base.get(task) or {}
+        if b.get("always_yes"):
+            y = b["always_yes"]
+            out.append(f"| {task} | always yes | F1 {fmt(y.get('f1'))}, P {fmt(y.get('precision'))}, R "
+                       f"{fmt(y.get('recall'))} |")
+        for name in ("prior", "generality", "shortness"):
+            m = (b.get(f"candidate_{name}") or {}).get("auroc")
+            if m:
+                out.append(f"| {task} | candidate only: {name} | AUROC {fmt(m, pct=False)} |")
+    c = (base.get("identity") or {}).get("best_constant") or {}
+    if c.get("answer") is not None:
+        out.append(f"| identity | best constant answer \"{_cell(c['answer'])}\" (of {c['n_tried']} tried) | "
+                   f"{100 * c['balanced']:.1f} (strict, balanced); {100 * c['micro']:.1f} (strict) |")
+    return out
+
+
+def _within(m: dict | None, value: float | None) -> bool:
+    """True if the metric's CI contains the value (or the CI is unknown)."""
+    if not m or value is None:
+        return False
+    lo, hi = m.get("ci") or (None, None)
+    return lo is None or hi is None or lo <= value <= hi
+
+
+def baseline_warnings(rows: list[dict], base: dict) -> list[str]:
+    """What a reader must know first: every row whose score a baseline without model or audio also reaches."""
+    out = []
+    const = ((base.get("identity") or {}).get("best_constant") or {}).get("balanced")
+    for r in rows:
+        for task in YESNO:
+            yes = ((base.get(task) or {}).get("always_yes") or {}).get("f1") or {}
+            f1, auc = _metric(r, task, "f1"), _metric(r, task, "auroc")
+            if auc and _within(auc, 0.5):
+                out.append(f"{r['name']}, {task}: AUROC {fmt(auc, pct=False)} includes 0.5 — no better than a coin.")
+            elif f1 and yes.get("value") is not None and _within(f1, yes["value"]):
+                out.append(f"{r['name']}, {task}: F1 {fmt(f1)} is within reach of answering always yes "
+                           f"({fmt(yes)}).")
+        ident = _metric(r, "identity", IDENTITY)
+        if ident and const is not None and (ident["ci"][0] is None or ident["ci"][0] <= const):
+            out.append(f"{r['name']}, identity: {fmt(ident)} does not exceed the best constant answer "
+                       f"({100 * const:.1f}).")
     return out
 
 
 HOW_TO_READ = (
     "**How to read this.** Figures are percentages with 95% confidence intervals from a clip-clustered bootstrap "
-    "(items of one clip are resampled together). Differences are B − A in percentage points. McNemar's test is "
-    "exact, on per-item correctness of the same items under A and B (identity: the embedding match); Holm's "
-    "correction runs within each table. "
-    "Identity (embedding) is LTU's convention: the answer's top-1 among the 527 AudioSet labels by MiniLM sentence "
-    "embedding, accepted when it is the gold class, a class below it, or another label of the clip; identity "
-    "(string) accepts a whole-word mention of any alias of the gold label. right→wrong and "
-    "wrong→right count items that changed.")
+    "(items of one clip are resampled together). Differences are B − A in percentage points. Yes/no claims are "
+    "tested with exact McNemar on per-item correctness of the same items under A and B; identity with the "
+    "class-balanced sign-flip test (McNemar when every word has as many clips); Holm's correction runs within each "
+    "table. Identity (strict) accepts a reviewed alias of the gold class, or an answer whose nearest AudioSet label "
+    "(MiniLM sentence embedding) is the gold class or a class below it, never a negated mention; the headline is "
+    "class-balanced (mean over gold words), so a constant answer scores 1/words. Identity (lenient) accepts any "
+    "label of the clip. An unparsed answer is wrong in every metric. right→wrong and wrong→right count items that "
+    "changed.")
 
 
 def write_report(out: Path, study: dict) -> None:
@@ -141,7 +199,13 @@ def write_report(out: Path, study: dict) -> None:
              f"Model `{study['model']}` on `{study['device']}` in `{study['dtype']}`, scoring `{study['scoring']}`; "
              f"SHARD sha256 `{sh['sha256'][:16]}…`, {sh['n_items']:,} items over {sh['n_clips']:,} clips"
              + (f"; evaluated on the first {sh['limit']} items of each task only." if sh.get("limit") else "."), "",
-             _scale(study["scale"]), "", "## The paper's table", ""]
+             _scale(study["scale"]), ""]
+    base = study.get("baselines") or {}
+    warnings = baseline_warnings(rows, base)
+    lines += ["## Read this first: what the baselines already reach", ""]
+    lines += ([f"- {w}" for w in warnings] if warnings else ["- Every row beats every baseline below, outside its CI."])
+    lines += ["", "Baselines on the same items, with no model and no audio:", ""] + _baselines_table(base) + [""]
+    lines += ["## The paper's table", ""]
     lines += _metrics_table([r for r in rows if r["group"] == "condition"], extra=False) + [""]
     others = [r for r in rows if r["group"] != "condition"]
     if others:
@@ -155,18 +219,17 @@ def write_report(out: Path, study: dict) -> None:
         lines += ["## Seed paper vs this run", "", "The seed paper's column repeats its published figures "
                   "for comparison; they were not reproduced here.", ""]
         lines += _reference_table(study["reference"]) + [""]
-    for key, title, forgetting in (("adjacent", "Paired tests between adjacent conditions", False),
-                                   ("forgetting", "Forgetting: identity against the original", True),
-                                   ("ablations", "Ablations vs their base", False)):
+    for key, title in (("claims", "The paper's claims: each condition against the original"),
+                       ("ablations", "Ablations and controls vs their base")):
         if tests.get(key):
             lines += [f"## {title} (Holm-corrected within this table)", ""]
-            lines += _tests_table(tests[key], forgetting) + [""]
+            lines += _tests_table(tests[key]) + [""]
     lines += [HOW_TO_READ, "", "## Plots", "",
               "![bars](plots/bars.png)", "", "*Each row's headline metrics with 95% CIs; conditions left, "
               "ablations and controls right.*", "",
-              "![trade-off](plots/tradeoff.png)", "", "*Labelling (identity, embedding) against reasoning (mean of "
-              "synonym and hypernym F1). The vertical bar spans the means of the two F1 CIs' lower and upper "
-              "bounds, not a CI of the mean; arrows follow the conditions in order.*", "",
+              "![trade-off](plots/tradeoff.png)", "", "*Labelling (identity, strict and class-balanced) against "
+              "reasoning (mean of synonym and hypernym F1). The vertical bar spans the means of the two F1 CIs' "
+              "lower and upper bounds, not a CI of the mean; arrows follow the conditions in order.*", "",
               "![precision-recall](plots/pr.png)", "", "*Precision–recall from the yes-vs-no log-odds of each "
               "item; markers are the operating points of the parsed answers.*", ""]
     if study.get("losses"):
@@ -243,7 +306,7 @@ def _plots(folder: Path, study: dict) -> None:
     fig, ax = plt.subplots(figsize=(7, 5))
     prev, markers = None, iter(ABLATION_MARKERS * 4)
     for r in rows:
-        ident, f1s = _metric(r, "identity", "identity_accuracy_embedding"), [_metric(r, t, "f1") for t in YESNO]
+        ident, f1s = _metric(r, "identity", IDENTITY), [_metric(r, t, "f1") for t in YESNO]
         if not ident or not all(f1s):
             continue
         x, xlo, xhi = _pct(ident)
@@ -259,7 +322,7 @@ def _plots(folder: Path, study: dict) -> None:
                 ax.annotate("", (x, y), prev, arrowprops={"arrowstyle": "->", "lw": 0.7, "color": "grey",
                                                            "shrinkA": 6, "shrinkB": 6})
             prev = (x, y)
-    ax.set(xlabel="identity accuracy, embedding (%)", ylabel="mean of synonym and hypernym F1 (%)",
+    ax.set(xlabel="identity accuracy, strict and class-balanced (%)", ylabel="mean of synonym and hypernym F1 (%)",
            title="reasoning vs labelling")
     ax.set_xlim(left=-1, right=max(ax.get_xlim()[1], 10))  # percent axes from 0, even when nobody labels right
     ax.set_ylim(bottom=min(ax.get_ylim()[0], 0), top=max(ax.get_ylim()[1], 10))

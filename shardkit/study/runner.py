@@ -167,7 +167,9 @@ def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
                   "paper_large": PAPER_SIZES["large"], "steps": {x["name"]: x["steps"] for x in losses},
                   "lr": tuning.lr, "lora_r": tuning.lora_r, "lora_alpha": tuning.lora_alpha,
                   "note": " ".join(cfg.note.split())},
-        "rows": rows, "tests": tests, "reference": _reference(rows, tests),
+        "rows": rows, "tests": tests, "baselines": runs[plan.rows[0].eval][0].get("baselines") or {},
+        "reference": _reference(rows, tests, _balance(cfg, records, [r.name for r in plan.rows
+                                                                      if r.group == "condition"])),
         "losses": losses,
     }
 
@@ -187,22 +189,21 @@ def _losses(name: str, folder: Path) -> dict:
 
 
 def _tests(cfg: StudyConfig, plan: Plan, records: dict) -> dict[str, list[dict]]:
-    """Paired tests in three families, each Holm-corrected on its own: adjacent conditions, forgetting (identity
-    vs original) and each ablation or control against the row it varies."""
+    """Paired tests in two families, each Holm-corrected on its own: the paper's claims (original against zero-shot
+    interleaved, FT-Small and FT-Large, on synonym, hypernym and identity) and each ablation or control against the
+    row it varies. Identity is tested on its strict, class-balanced headline."""
     from shardkit.eval import metrics
     from shardkit.eval.compare import paired_test
 
     cloze = cfg.eval.get("scoring") == "cloze"
     n_boot, seed = cfg.eval.get("n_boot", 1000), cfg.seed
-    conditions = [r.name for r in plan.rows if r.group == "condition"]
 
     def family(pairs: list[tuple[str, str]], tasks: tuple[str, ...]) -> list[dict]:
         out = []
         for a, b in pairs:
             for task in tasks:
                 if task in records[a] and task in records[b]:
-                    t = paired_test(records[a][task], records[b][task], task, cloze, cloze, n_boot, seed,
-                                    identity_key="correct_embedding")  # LTU's convention, as the table's headline
+                    t = paired_test(records[a][task], records[b][task], task, cloze, cloze, n_boot, seed)
                     if t is not None:
                         out.append({"a": a, "b": b, **t})
         if out:
@@ -211,9 +212,9 @@ def _tests(cfg: StudyConfig, plan: Plan, records: dict) -> dict[str, list[dict]]
 
     all_tasks = ("synonym", "hypernym", "identity")
     original = CONDITIONS["original"]
+    conditions = [r.name for r in plan.rows if r.group == "condition"]
     return {
-        "adjacent": family(list(zip(conditions, conditions[1:], strict=False)), all_tasks),
-        "forgetting": family([(original, c) for c in conditions if c != original], ("identity",)),
+        "claims": family([(original, c) for c in conditions if c != original], all_tasks),
         "ablations": family([(r.base, r.name) for r in plan.rows if r.group != "condition"], all_tasks),
     }
 
@@ -222,38 +223,80 @@ def _find(tests: list[dict], a: str, b: str, task: str) -> dict | None:
     return next((t for t in tests if t["a"] == a and t["b"] == b and t["task"] == task), None)
 
 
-def _value(rows: list[dict], name: str, task: str, key: str) -> float | None:
+def _metric(rows: list[dict], name: str, task: str, key: str) -> dict | None:
     row = next((r for r in rows if r["name"] == name), None)
-    m = ((row or {}).get("metrics", {}).get(task) or {}).get(key) or {}
-    return m.get("value")
+    m = ((row or {}).get("metrics", {}).get(task) or {}).get(key)
+    return m if m and m.get("value") is not None else None
 
 
-def _reference(rows: list[dict], tests: dict) -> list[dict]:
-    """The seed paper's reported figures (shared/reference/ltu.md) beside this run's matching numbers."""
-    orig, zs, ftl = CONDITIONS["original"], CONDITIONS["zero-shot"], CONDITIONS["ft-large"]
+def _balance(cfg: StudyConfig, records: dict, names: list[str]) -> dict:
+    """The paper's "best balance" score per condition — (identity + mean of the two F1) / 2, identity on its
+    headline — with a clip-bootstrap CI, every condition resampled with the same clip draws, and the paired
+    difference of the best against each other condition."""
+    import numpy as np
+
+    from shardkit.eval import metrics
+    from shardkit.eval.results import arrays
+    from shardkit.eval.stats import bootstrap_p, cluster_weights
+
+    tasks = ("synonym", "hypernym", "identity")
+    names = [n for n in names if all(t in records[n] for t in tasks)]
+    if not names:
+        return {}
+    cloze = cfg.eval.get("scoring") == "cloze"
+    clips = {c: k for k, c in enumerate(sorted({r["clip_id"] for n in names for t in tasks for r in records[n][t]}))}
+    first = records[names[0]]
+    cluster = np.concatenate([[clips[r["clip_id"]] for r in first[t]] for t in tasks])
+    w = cluster_weights(cluster, cfg.eval.get("n_boot", 1000), cfg.seed)  # [r, n over the three tasks]
+    cuts = np.cumsum([0, *(len(first[t]) for t in tasks)])
+    fns = {"synonym": metrics.METRICS["f1"].fn, "hypernym": metrics.METRICS["f1"].fn,
+           "identity": metrics.METRICS["identity_accuracy_balanced"].fn}
+    values, reps = {}, {}
+    for n in names:
+        got = {}
+        for k, t in enumerate(tasks):
+            d = arrays(records[n][t], clips, cloze)
+            d.pop("error")  # an item whose audio failed stays in, as wrong: the draws must cover every condition alike
+            if t != "identity" and "pred" not in d:
+                return {}  # cloze: no F1, so no balance
+            got[t] = (fns[t](d, None), fns[t](d, w[:, cuts[k]:cuts[k + 1]]))
+        values[n] = (got["identity"][0] + (got["synonym"][0] + got["hypernym"][0]) / 2) / 2
+        reps[n] = (got["identity"][1] + (got["synonym"][1] + got["hypernym"][1]) / 2) / 2
+    best = max(values, key=values.get)
+    out = {"best": best, "rows": {}}
+    for n in names:
+        lo, hi = np.nanquantile(reps[n], [0.025, 0.975])
+        entry = {"value": float(values[n]), "ci": [float(lo), float(hi)]}
+        if n != best:
+            diff = reps[best] - reps[n]
+            dlo, dhi = np.nanquantile(diff, [0.025, 0.975])
+            entry["best_minus_this"] = {"value": float(values[best] - values[n]), "ci": [float(dlo), float(dhi)],
+                                        "p": bootstrap_p(diff)}
+        out["rows"][n] = entry
+    return out
+
+
+def _reference(rows: list[dict], tests: dict, balance: dict) -> list[dict]:
+    """The seed paper's reported figures (shared/reference/ltu.md) beside this run's, each with its CI and test."""
+    orig, zs, fts, ftl = (CONDITIONS[k] for k in ("original", "zero-shot", "ft-small", "ft-large"))
     out = []
     for task, paper in (("synonym", "+17.73"), ("hypernym", "+18.15")):
-        t = _find(tests["adjacent"], orig, zs, task)
+        t = _find(tests["claims"], orig, zs, task)
         out.append({"what": f"{task} F1, zero-shot interleaved − original", "paper": f"{paper} points",
-                    "ours": t["diffs"].get("f1") if t else None, "unit": "points"})
-    t = _find(tests["adjacent"], orig, zs, "identity")
-    out.append({"what": "identity accuracy (embedding), zero-shot interleaved − original", "paper": "−9.12 points",
-                "ours": t["diffs"].get("identity_accuracy_embedding") if t else None, "unit": "points"})
-
-    def arrow(task: str, key: str) -> str:
-        a, b = _value(rows, orig, task, key), _value(rows, ftl, task, key)
-        return "–" if a is None or b is None else f"{100 * a:.2f}% → {100 * b:.2f}% (original → FT-Large)"
-
-    out.append({"what": "identity accuracy (embedding), FT-Large", "paper": "48.45% → 28.75%",
-                "ours_text": arrow("identity", "identity_accuracy_embedding")})
-    out.append({"what": "synonym recall, FT-Large", "paper": "44.40% → 6.31%", "ours_text": arrow("synonym", "recall")})
-    balance = {}
-    for name in CONDITIONS.values():
-        f1 = [_value(rows, name, t, "f1") for t in YESNO]
-        ident = _value(rows, name, "identity", "identity_accuracy_embedding")
-        if ident is not None and None not in f1:
-            balance[name] = (ident + sum(f1) / 2) / 2
-    best = max(balance, key=balance.get) if balance else None
-    out.append({"what": "best balance of labeling and reasoning (mean of identity and mean F1)",
-                "paper": "FT-Small", "ours_text": f"{best} ({100 * balance[best]:.1f})" if best else "–"})
+                    "ours": t["diffs"].get("f1") if t else None, "test": t and t["mcnemar"], "unit": "points"})
+    t = _find(tests["claims"], orig, zs, "identity")
+    out.append({"what": "identity accuracy, zero-shot interleaved − original", "paper": "−9.12 points",
+                "ours": t["diffs"].get("identity_accuracy_balanced") if t else None, "test": t and t["mcnemar"],
+                "unit": "points"})
+    for task, key, what, paper in (("identity", "identity_accuracy_balanced", "identity accuracy, FT-Large",
+                                    "48.45% → 28.75%"),
+                                   ("synonym", "recall", "synonym recall, FT-Large", "44.40% → 6.31%")):
+        t = _find(tests["claims"], orig, ftl, task)
+        out.append({"what": what, "paper": paper, "a": _metric(rows, orig, task, key),
+                    "b": _metric(rows, ftl, task, key), "ours": t["diffs"].get(key) if t else None,
+                    "test": t and t["mcnemar"], "unit": "points"})
+    if balance:
+        fts_row = balance["rows"].get(fts, {})
+        out.append({"what": "best balance of labeling and reasoning ((identity + mean F1) / 2)", "paper": "FT-Small",
+                    "best": balance["best"], "balance": balance["rows"], "vs_ft_small": fts_row.get("best_minus_this")})
     return out

@@ -69,3 +69,18 @@ def test_cli_plan_and_one_line_errors(tmp_path):
     r = subprocess.run([*run, "--preset", "cpu-demo", "--set", "tuning.large=oops"], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tuning.large='oops'" in r.stderr
+
+
+def test_tuning_never_takes_shards_clips():
+    """The review's leakage path: with only shard.manifest set, tuning used to fill its data from SHARD's manifest."""
+    spec = {"model": "ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1", "shard": {"manifest": "/d/eval_segments.csv"}}
+    with pytest.raises(ShardkitError, match="tuning.data.manifest: SHARD is built from shard.manifest"):
+        load_preset("ltu-paper", spec)
+    own = load_preset("ltu-paper", merge(spec, {"tuning": {"data": {"manifest": "/d/balanced_train.csv"}}}))
+    from shardkit.study.stages import plan_study
+
+    plan = plan_study(own)
+    shard = next(sid for sid, st in plan.stages.items() if st.kind == "shard")
+    data = [st for st in plan.stages.values() if st.kind == "data"]
+    assert data and all(st.config["manifest"] == "/d/balanced_train.csv" for st in data)
+    assert all(st.config["inputs"]["shard"] == shard for st in data)  # make-data leaves SHARD's clips out

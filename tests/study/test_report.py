@@ -22,7 +22,7 @@ def _row(rng, name, group, base=None, identity=True, pr=True):
     metrics = {t: _yesno(rng) for t in ("synonym", "hypernym")}
     if identity:
         metrics["identity"] = {"n": 12, "n_error": 0, "n_clips": 12, "identity_accuracy": _m(rng),
-                               "identity_accuracy_embedding": _m(rng)}
+                               "identity_accuracy_balanced": _m(rng), "identity_accuracy_lenient": _m(rng)}
     scores = {}
     if pr:
         for t in ("synonym", "hypernym"):
@@ -35,10 +35,22 @@ def _row(rng, name, group, base=None, identity=True, pr=True):
 
 
 def _test(a, b, task, p):
-    keys = ("identity_accuracy", "identity_accuracy_embedding") if task == "identity" else ("f1", "precision")
-    diffs = {k: {"value": -0.031, "ci": [-0.08, 0.02], "higher_is_better": True} for k in keys}
+    keys = ("identity_accuracy", "identity_accuracy_balanced") if task == "identity" else ("f1", "precision")
+    diffs = {k: {"value": -0.031, "ci": [-0.08, 0.02], "p": 0.3, "higher_is_better": True} for k in keys}
+    method = "sign-flip, exact" if task == "identity" else "McNemar, exact"
     return {"a": a, "b": b, "task": task, "n": 40, "n_error": 0, "diffs": diffs,
-            "mcnemar": {"b": 3, "c": 7, "right_to_wrong": 3, "wrong_to_right": 7, "n": 40, "p": p, "p_holm": 2 * p}}
+            "mcnemar": {"b": 3, "c": 7, "right_to_wrong": 3, "wrong_to_right": 7, "n": 40, "p": p, "p_holm": 2 * p,
+                        "method": method}}
+
+
+def _baselines():
+    yes = {k: {"value": v, "ci": [v - 0.05, v + 0.05]} for k, v in (("f1", 0.667), ("precision", 0.5),
+                                                                    ("recall", 1.0))}
+    chance = {"auroc": {"value": 0.5, "ci": [0.45, 0.55]}}
+    task = {"always_yes": yes, "candidate_prior": chance, "candidate_generality": chance,
+            "candidate_shortness": chance}
+    return {"synonym": task, "hypernym": task,
+            "identity": {"best_constant": {"answer": "Cowbell", "balanced": 0.0909, "micro": 0.0746, "n_tried": 582}}}
 
 
 def make_study(losses=True) -> dict:
@@ -57,14 +69,22 @@ def make_study(losses=True) -> dict:
                   "steps": {"stage 0": 120, "FT-Small": 16, "FT-Large": 160}, "lr": 0.0005, "lora_r": 8,
                   "lora_alpha": 16, "note": "CPU budget."},
         "rows": rows,
-        "tests": {"adjacent": [_test(a, b, t, 0.01234) for a, b in zip(CONDITIONS, CONDITIONS[1:], strict=False)
-                               for t in ("synonym", "hypernym", "identity")],
-                  "forgetting": [_test("original", b, "identity", 0.2) for b in CONDITIONS[1:]],
+        "tests": {"claims": [_test("original", b, t, 0.01234) for b in CONDITIONS[1:]
+                             for t in ("synonym", "hypernym", "identity")],
                   "ablations": [_test("FT-Small", "position=start", "synonym", 0.5)]},
+        "baselines": _baselines(),
         "reference": [{"what": "synonym F1, zero-shot interleaved − original", "paper": "+17.73 points",
-                       "ours": {"value": 0.031, "ci": [-0.02, 0.08]}, "unit": "points"},
-                      {"what": "hypernym F1", "paper": "+5 points", "ours": None, "unit": "points"},
-                      {"what": "identity accuracy, FT-Large", "paper": "48.45% → 28.75%", "ours_text": "13.4% → 9.0%"}],
+                       "ours": {"value": 0.031, "ci": [-0.02, 0.08]}, "unit": "points",
+                       "test": {"method": "McNemar, exact", "p": 0.01234, "p_holm": 0.0247}},
+                      {"what": "hypernym F1", "paper": "+5 points", "ours": None, "unit": "points", "test": None},
+                      {"what": "identity accuracy, FT-Large", "paper": "48.45% → 28.75%",
+                       "a": {"value": 0.134, "ci": [0.06, 0.2]}, "b": {"value": 0.09, "ci": [0.03, 0.15]},
+                       "ours": {"value": -0.044, "ci": [-0.1, 0.01]}, "unit": "points",
+                       "test": {"method": "sign-flip, exact", "p": 0.2, "p_holm": 0.4}},
+                      {"what": "best balance", "paper": "FT-Small", "best": "original",
+                       "balance": {"original": {"value": 0.4, "ci": [0.3, 0.5]},
+                                   "FT-Small": {"value": 0.35, "ci": [0.25, 0.45]}},
+                       "vs_ft_small": {"value": 0.05, "ci": [-0.02, 0.12], "p": 0.2}}],
         "losses": [{"name": "stage 0", "global_batch": 8, "log": log},
                    {"name": "FT-Small", "global_batch": 8, "log": log[:3]}] if losses else [],
         "stages": [{"id": "train-ft-small-3fa2c1d0e9", "kind": "train", "name": "FT-Small", "seconds": 41.25,
@@ -108,10 +128,10 @@ def test_tables_hold_every_row(written):
     original = _line(md, "| original |")
     f1 = study["rows"][0]["metrics"]["synonym"]["f1"]
     assert f"{100 * f1['value']:.1f} [{100 * f1['ci'][0]:.1f}, {100 * f1['ci'][1]:.1f}]" in original
-    assert original.count(" [") == 8
+    assert original.count(" [") == 9
     assert _line(md, "| FT-Large |").split(" | ")[4] == "–"  # hypernym precision is undefined
     control = _line(md, "| control (original) | original |")
-    assert control.endswith("| – | – |")  # controls have no identity
+    assert control.endswith("| – | – | – |")  # controls have no identity
     auroc = study["rows"][0]["metrics"]["hypernym"]["auroc"]
     section = md.split("## Discrimination, free of the yes/no bias")[1].split("##")[0]
     cell = f"{auroc['value']:.2f} [{auroc['ci'][0]:.2f}, {auroc['ci'][1]:.2f}] |"
@@ -121,17 +141,45 @@ def test_tables_hold_every_row(written):
 def test_reference_and_tests(written):
     md = (written[0] / "report.md").read_text()
     assert "seed paper (reference figure, not reproduced)" in md
-    assert "| synonym F1, zero-shot interleaved − original | +17.73 points | +3.1 [-2.0, 8.0] points |" in md
-    assert "| hypernym F1 | +5 points | – |" in md
-    assert "| 48.45% → 28.75% | 13.4% → 9.0% |" in md
-    assert "| synonym | original → zero-shot interleaved | -3.1 [-8.0, 2.0] | 0.0123 | 0.0247 | 3 | 7 |" in md
-    assert "| identity | original → FT-Large | -3.1 [-8.0, 2.0] | -3.1 [-8.0, 2.0] | 0.2 | 0.4 | 3 | 7 |" in md
-    assert "| synonym | FT-Small → position=start | -3.1 [-8.0, 2.0] | 0.5 | 1 |" in md
-    assert "## Forgetting" in md and "## Ablations vs their base" in md
+    assert ("| synonym F1, zero-shot interleaved − original | +17.73 points | +3.1 [-2.0, 8.0] points | McNemar, "
+            "exact: p 0.0123, Holm 0.0247 |") in md
+    assert "| hypernym F1 | +5 points | – | – |" in md
+    assert "| 48.45% → 28.75% | 13.4 [6.0, 20.0] → 9.0 [3.0, 15.0] (original → FT-Large); Δ -4.4 [-10.0, 1.0]" in md
+    assert "original 40.0 [30.0, 50.0]; FT-Small 35.0 [25.0, 45.0] — best: original" in md
+    assert ("| synonym | original → zero-shot interleaved | -3.1 [-8.0, 2.0] | – | McNemar, exact | 0.0123 | 0.0247 "
+            "| 3 | 7 |") in md
+    assert ("| identity | original → FT-Large | -3.1 [-8.0, 2.0] | – | sign-flip, exact | 0.0123 | 0.0247 "
+            "| 3 | 7 |") in md
+    assert "| synonym | FT-Small → position=start | -3.1 [-8.0, 2.0] | – | McNemar, exact | 0.5 | 1 |" in md
+    assert "## The paper's claims" in md and "## Ablations and controls vs their base" in md
     assert "| FT-Small | train | `train-ft-small-3fa2c1d0e9` | 41.2 | no |" in md
     assert "| original | eval | `eval-original-00aa` | 3.0 | yes |" in md
     assert "All stages together: 0.7 min." in md
     assert "1234.5 s" in md
+
+
+def test_baselines_come_first(written):
+    md = (written[0] / "report.md").read_text()
+    first = md.split("## Read this first")[1].split("## The paper's table")[0]
+    assert ('| identity | best constant answer "Cowbell" (of 582 tried) | 9.1 (strict, balanced); 7.5 (strict) |'
+            in first)
+    assert "| synonym | always yes | F1 66.7 [61.7, 71.7]" in first
+    assert "| hypernym | candidate only: prior | AUROC 0.50 [0.45, 0.55] |" in first
+
+
+def test_baseline_warnings():
+    from shardkit.study.report import baseline_warnings
+
+    base = _baselines()
+    row = {"name": "zs", "metrics": {
+        "synonym": {"f1": {"value": 0.66, "ci": [0.6, 0.7]}, "auroc": {"value": 0.7, "ci": [0.62, 0.78]}},
+        "hypernym": {"f1": {"value": 0.3, "ci": [0.2, 0.4]}, "auroc": {"value": 0.52, "ci": [0.45, 0.6]}},
+        "identity": {"identity_accuracy_balanced": {"value": 0.12, "ci": [0.05, 0.2]}}}}
+    w = baseline_warnings([row], base)
+    assert len(w) == 3
+    assert "synonym: F1" in w[0] and "always yes" in w[0]
+    assert "hypernym: AUROC" in w[1] and "coin" in w[1]
+    assert "identity" in w[2] and "best constant" in w[2]
 
 
 def test_plots_and_determinism(written):

@@ -42,7 +42,10 @@ def test_report_of_a_study(micro):
                      "LoRA r=4", "control (original)", "control (zero-shot interleaved)"]
     assert all(len(r["metrics"]["synonym"]) > 3 and r["metrics"]["synonym"]["n"] == 3 for r in result["rows"])
     assert "identity" not in result["rows"][-1]["metrics"]  # the text control asks no identity question
-    assert [len(result["tests"][k]) for k in ("adjacent", "forgetting", "ablations")] == [9, 3, 13]
+    assert [len(result["tests"][k]) for k in ("claims", "ablations")] == [9, 13]  # the paper's claims: 3 × 3
+    assert {t["mcnemar"]["method"] for t in result["tests"]["claims"] if t["task"] == "identity"} <= {
+        "sign-flip", "sign-flip, exact"}
+    assert set(result["baselines"]) == {"synonym", "hypernym", "identity"}
     assert all("p_holm" in t["mcnemar"] for fam in result["tests"].values() for t in fam)
     assert [x["name"] for x in result["losses"]] == ["stage 0", "FT-Small", "FT-Large", "replay=0", "LoRA r=4"]
     assert result["scale"]["steps"] == {"stage 0": 2, "FT-Small": 2, "FT-Large": 4, "replay=0": 2, "LoRA r=4": 2}
