@@ -128,7 +128,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     state = PartialState(cpu=args.device == "cpu")
     device = args.device if state.num_processes == 1 or args.device == "cpu" else str(state.device)
     cfg = EvalConfig(model=args.model, shard=str(args.shard), placements=_csv(args.placements),
-                     tasks=_csv(args.tasks), scoring=args.scoring, control=not args.no_control, limit=args.limit,
+                     tasks=_csv(args.tasks), scoring=args.scoring, control=not args.no_control,
+                     audio_controls=_csv(args.audio_controls), limit=args.limit,
                      batch_size=args.batch_size, seed=args.seed, position=args.marker, cue=not args.no_cue,
                      max_new_tokens=args.max_new_tokens, n_boot=args.n_boot, device=device, dtype=args.dtype)
     label = f"eval [{state.process_index + 1}/{state.num_processes}]" if state.num_processes > 1 else "eval"
@@ -176,7 +177,7 @@ def cmd_make_data(args: argparse.Namespace) -> int:
 
     mix = parse_mix(args.mix) if args.mix else dict(DEFAULT_MIX)
     cfg = DataConfig(size=parse_size(args.size), seed=args.seed, mix=mix, allow_overlap=args.allow_overlap,
-                     shard_size=args.shard_size, split=args.split)
+                     shard_size=args.shard_size, split=args.split, placement=args.placement)
     if args.manifest is None:
         from shardkit.resources.samples import build_samples
 
@@ -322,6 +323,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from shardkit.eval.controls import AUDIO_CONTROLS
+
     p = argparse.ArgumentParser(prog="shardkit", description=(
         "SHARD: does an audio-LLM's reasoning reach the audio? Build the benchmark, check resources."))
     p.add_argument("--version", action="version", version=f"shardkit {__version__}")
@@ -383,6 +386,9 @@ def parser() -> argparse.ArgumentParser:
                    help="yes/no tasks: parse generated text, compare yes/no next-token log-odds, or score the "
                         "candidate as a continuation (for models too small to follow instructions)")
     e.add_argument("--no-control", action="store_true", help="skip the text-only control (gold label as text)")
+    e.add_argument("--audio-controls", default=",".join(AUDIO_CONTROLS), metavar="LIST",
+                   help="comma list of audio controls asked under each placement: mismatched (a clip of another "
+                        "class), silence; '' for none. A score that does not drop with them did not use the audio")
     e.add_argument("--limit", type=int, help="first N items per task, for a quick look")
     e.add_argument("--batch-size", type=int, default=32, help="questions per forward pass")
     e.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -418,7 +424,11 @@ def parser() -> argparse.ArgumentParser:
                     help="folder the manifest's audio paths are relative to (default: the manifest's folder)")
     md.add_argument("--mix", metavar="K=V,...",
                     help="task shares summing to 1 (default: identity=0.3,synonym=0.25,hypernym=0.25,"
-                         "description=0.1,replay=0.1)")
+                         "description=0.1,replay=0.1); also synonym_text, hypernym_text: text-only WordNet "
+                         "questions about everyday nouns outside SHARD")
+    md.add_argument("--placement", default="interleaved", choices=["interleaved", "prepended"],
+                    help="where the audio goes in identity, synonym, hypernym and description questions (replay is "
+                         "always prepended); prepended builds an LTU-style base")
     md.add_argument("--exclude-shard", type=Path, metavar="DIR",
                     help="a `shardkit build` folder whose clips (by id and audio sha256) are left out of the data")
     md.add_argument("--seed", type=int, default=0, help="same seed, same bytes")

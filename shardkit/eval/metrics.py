@@ -24,6 +24,7 @@ from shardkit.eval.stats import (
     cluster_bootstrap,
     holm,
     mcnemar_exact,
+    mcnemar_mde,
     paired_bootstrap_diff,
     signflip_exact,
     weighted_mean,
@@ -199,7 +200,8 @@ def _correct(kind: str, data: Data, identity_key: str = "correct") -> np.ndarray
 def _paired_test(kind: str, a: Data, b: Data, diffs: dict, identity_key: str) -> dict:
     """The test of B against A on the headline: exact McNemar on yes/no decisions; for identity with word groups,
     the class-balanced sign-flip test (McNemar when the classes are equal); for yes/no scores without decisions
-    (cloze), the paired clip-bootstrap p of the AUROC difference."""
+    (cloze), the paired clip-bootstrap p of the AUROC difference. McNemar adds `mde_accuracy`, the accuracy
+    difference it could detect at 80% power given the observed share of discordant items."""
     if kind == YES_NO and "pred" not in a:
         p = diffs["auroc"]["p"] if "auroc" in diffs else float("nan")
         return {"b": None, "c": None, "right_to_wrong": None, "wrong_to_right": None, "n": len(a["cluster"]), "p": p,
@@ -208,7 +210,8 @@ def _paired_test(kind: str, a: Data, b: Data, diffs: dict, identity_key: str) ->
     if kind == IDENTITY and "group" in a and identity_key == "correct":
         _, g, size = np.unique(a["group"], return_inverse=True, return_counts=True)
         return signflip_exact(ca, cb, 1.0 / size[g])
-    return {**mcnemar_exact(ca, cb), "method": "McNemar, exact"}
+    m = mcnemar_exact(ca, cb)
+    return {**m, "method": "McNemar, exact", "mde_accuracy": mcnemar_mde(m["n"], m["b"] + m["c"])}
 
 
 def compare(data_a: Data, data_b: Data, task: str, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
@@ -247,7 +250,8 @@ def compare(data_a: Data, data_b: Data, task: str, n_boot: int = 1000, seed: int
     both = {k: v for k, v in a.items() if k in b}
     for name, m in _metrics_for(task, both, metrics).items():
         r = paired_bootstrap_diff(m.fn, a, b, cluster, n_boot, seed, alpha)
-        out[name] = {"diff": r["diff"], "ci": [r["lo"], r["hi"]], "p": r["p"], "higher_is_better": m.higher_is_better}
+        out[name] = {"diff": r["diff"], "ci": [r["lo"], r["hi"]], "p": r["p"], "mde": r["mde"],
+                     "higher_is_better": m.higher_is_better}
     out["mcnemar"] = _paired_test(kind, a, b, out, identity_key)
     return out
 
@@ -256,7 +260,8 @@ def as_test(task: str, r: dict) -> dict:
     """A `compare` result as results.json stores a test: {"task", "n", "n_error", "diffs": {metric: {"value", "ci",
     "p", "higher_is_better"}}, "mcnemar"}."""
     return {"task": task, "n": r["n"], "n_error": r["n_error"],
-            "diffs": {k: {"value": v["diff"], "ci": v["ci"], "p": v["p"], "higher_is_better": v["higher_is_better"]}
+            "diffs": {k: {"value": v["diff"], "ci": v["ci"], "p": v["p"], "mde": v["mde"],
+                          "higher_is_better": v["higher_is_better"]}
                       for k, v in r.items() if isinstance(v, dict) and "diff" in v},
             "mcnemar": r["mcnemar"]}
 

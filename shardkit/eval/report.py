@@ -55,6 +55,11 @@ def baselines_table(results: dict) -> str:
                            ("generality", "the candidate's WordNet depth"), ("shortness", "the candidate's length")):
             m = b.get(f"candidate_{name}", {}).get("auroc")
             rows.append(f"| {task} | candidate {name} | {what} | AUROC {fmt(m, pct=False)} |")
+        for cond, v in (b.get("vs_candidate_prior") or {}).items():
+            mde = "–" if v.get("mde") is None else f"{v['mde']:.2f}"
+            rows.append(f"| {task} | {cond} − candidate prior | the model, paired on the same items | ΔAUROC "
+                        f"{fmt({'value': v['diff'], 'ci': v['ci']}, pct=False)}, bootstrap p {_p(v['p'])}, "
+                        f"MDE {mde} |")
     c = (base.get("identity") or {}).get("best_constant")
     if c and c.get("answer") is not None:
         rows.append(f"| identity | best constant answer (\"{c['answer']}\", of {c['n_tried']} tried) | nothing | "
@@ -63,15 +68,19 @@ def baselines_table(results: dict) -> str:
 
 
 def tests_table(results: dict) -> str:
-    rows = ["| task | A → B | ΔF1 [CI] | Δaccuracy [CI] | ΔAUROC [CI] | test | p | Holm p | right→wrong | "
-            "wrong→right |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| task | A → B | ΔF1 [CI] | Δaccuracy [CI] | ΔAUROC [CI] (MDE) | test | p | Holm p | right→wrong | "
+            "wrong→right | MDE accuracy |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for t in results["tests"]:
         d = t["diffs"]
         m = t["mcnemar"]
         acc = d.get("accuracy") or d.get("identity_accuracy_balanced") or d.get("identity_accuracy")
+        auroc = d.get("auroc")
+        mde = f" ({auroc['mde']:.2f})" if auroc and auroc.get("mde") is not None else ""
+        mde_acc = m.get("mde_accuracy")
         rows.append(f"| {t['task']} | {t['a']} → {t['b']} | {fmt(d.get('f1'))} | {fmt(acc)} | "
-                    f"{fmt(d.get('auroc'), pct=False)} | {m.get('method', 'McNemar')} | {_p(m.get('p'))} | "
-                    f"{_p(m.get('p_holm'))} | {_n(m.get('right_to_wrong'))} | {_n(m.get('wrong_to_right'))} |")
+                    f"{fmt(auroc, pct=False)}{mde} | {m.get('method', 'McNemar')} | {_p(m.get('p'))} | "
+                    f"{_p(m.get('p_holm'))} | {_n(m.get('right_to_wrong'))} | {_n(m.get('wrong_to_right'))} | "
+                    f"{'–' if mde_acc is None else f'{100 * mde_acc:.1f}'} |")
     return "\n".join(rows)
 
 
@@ -95,7 +104,10 @@ def write_report(out: Path, results: dict, merged: dict) -> None:
         "",
         "Unparsed answers count as wrong in every metric (a false positive on a negative, a miss on a positive); "
         "items whose audio could not be loaded are excluded and counted under *errors*. `text` is the control: the "
-        "gold label written in words where the audio would be. Identity (strict) accepts a reviewed alias of the "
+        "gold label written in words where the audio would be; `<placement>-mismatched` asks the same questions over "
+        "a clip of another class (no shared label, another top-level category where SHARD has one) and "
+        "`<placement>-silence` over 10 s of silence: if a score does not drop there, it did not come from the "
+        "audio. Identity (strict) accepts a reviewed alias of the "
         "gold class, or an answer whose nearest AudioSet label (MiniLM sentence embedding) is the gold class or a "
         "class below it, and never a negated mention; its headline is class-balanced (mean over gold words of "
         "each word's accuracy), so a constant answer scores 1/words. Identity (lenient) accepts any label of the "

@@ -11,6 +11,7 @@ from itertools import combinations
 import numpy as np
 
 from shardkit.eval import metrics
+from shardkit.eval.controls import split_condition
 from shardkit.eval.scoring import CONTROL
 
 YES_NO_TASKS = ("synonym", "hypernym")
@@ -49,8 +50,10 @@ def baselines(merged: dict[tuple[str, str], list[dict]], clip_index: dict[str, i
               constant: dict | None, n_boot: int, seed: int) -> dict:
     """What a score is worth: model-free baselines on the same items, with the same clip-clustered CIs.
 
-    Yes/no: always "yes" (its precision, recall, F1 and accuracy), and the candidate-only baselines of
-    `benchmark/baselines.py` as AUROC (0.5 when the candidate tells nothing). Identity: the best constant answer.
+    Yes/no: always "yes" (its precision, recall, F1 and accuracy), the candidate-only baselines of
+    `benchmark/baselines.py` as AUROC (0.5 when the candidate tells nothing), and each condition's AUROC paired
+    against the in-sample candidate prior's (`vs_candidate_prior`: diff, CI, bootstrap p, MDE). Identity: the best
+    constant answer.
     """
     from shardkit.benchmark.baselines import CANDIDATE_ONLY
 
@@ -68,6 +71,18 @@ def baselines(merged: dict[tuple[str, str], list[dict]], clip_index: dict[str, i
         for name, fn in CANDIDATE_ONLY.items():
             out[task][f"candidate_{name}"] = metrics.summarise(task, {**data, "score": fn(its)}, n_boot, seed,
                                                                metrics=("auroc",))
+        prior = dict(zip((i["id"] for i in its), CANDIDATE_ONLY["prior"](its), strict=True))
+        vs = out[task]["vs_candidate_prior"] = {}
+        for (cond, t), recs in merged.items():  # each condition's AUROC against the prior's, paired by clip
+            if t == task and recs and all(r["score"] is not None or r["error"] for r in recs):
+                model = {"cluster": np.array([clip_index[r["clip_id"]] for r in recs]),
+                         "gold": np.array([r["gold"] == "yes" for r in recs]),
+                         "error": np.array([r["error"] is not None for r in recs])}
+                model["score"] = np.array([0.0 if r["score"] is None else r["score"] for r in recs])
+                base = {**model, "score": np.array([prior[r["item_id"]] for r in recs])}
+                r = metrics.compare(base, model, task, n_boot, seed, metrics=("auroc",))
+                vs[cond] = {"diff": r["auroc"]["diff"], "ci": r["auroc"]["ci"], "p": r["auroc"]["p"],
+                            "mde": r["auroc"]["mde"]}
     if constant is not None:
         out["identity"] = {"best_constant": constant}
     return out
@@ -122,6 +137,8 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
     for task in tasks:
         conds = [c for c in cfg.conditions if (c, task) in data]
         for a, b in combinations(conds, 2):
+            if split_condition(a)[1] or (split_condition(b)[1] and split_condition(b)[0] != a):
+                continue  # an audio control is tested against its own placement only
             r = metrics.compare(data[(a, task)], data[(b, task)], task, **kw)
             tests.append({"a": a, "b": b, **metrics.as_test(task, r)})
     metrics.apply_holm(tests)

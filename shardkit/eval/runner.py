@@ -20,6 +20,7 @@ import numpy as np
 from shardkit import __version__
 from shardkit.benchmark.build import load_shard
 from shardkit.errors import ShardkitError
+from shardkit.eval.controls import AUDIO_CONTROLS, control_condition, mismatched_clips, silence_clip, split_condition
 from shardkit.eval.scoring import CONTROL, SCORINGS, PromptStyle, make_request, parse_yes_no
 from shardkit.eval.store import RecordStore, atomic_write
 
@@ -37,6 +38,7 @@ class EvalConfig:
     tasks: tuple[str, ...] = TASKS
     scoring: str = "yesno"  # generate | yesno | cloze (identity always generates, except under cloze)
     control: bool = True  # also ask with the gold label in words instead of audio
+    audio_controls: tuple[str, ...] = AUDIO_CONTROLS  # also ask each placement over another clip's audio, silence
     limit: int | None = None  # first N items per task (file order), for quick runs
     batch_size: int = 32  # questions per forward; yes/no questions about one clip share a batch and their prefix
     seed: int = 0  # bootstrap resampling
@@ -53,6 +55,11 @@ class EvalConfig:
             problems.append(f"placements must be among {', '.join(PLACEMENTS)}, got {','.join(self.placements)}")
         if not self.placements and not self.control:
             problems.append("nothing to evaluate: give one or more placements, or the text control")
+        if set(self.audio_controls) - set(AUDIO_CONTROLS):
+            problems.append(f"audio_controls must be among {', '.join(AUDIO_CONTROLS)}, got "
+                            f"{','.join(self.audio_controls)}")
+        if self.audio_controls and not self.placements:
+            problems.append("audio_controls replace the audio of a placement: give one or more placements")
         if not self.tasks or set(self.tasks) - set(TASKS):
             problems.append(f"tasks must be among {', '.join(TASKS)}, got {','.join(self.tasks)}")
         if self.scoring not in SCORINGS:
@@ -66,7 +73,9 @@ class EvalConfig:
 
     @property
     def conditions(self) -> tuple[str, ...]:
-        return self.placements + ((CONTROL,) if self.control else ())
+        """Placements, then each placement under each audio control ("prepended-mismatched"), then the text control."""
+        audio = tuple(control_condition(p, c) for p in self.placements for c in self.audio_controls)
+        return self.placements + audio + ((CONTROL,) if self.control else ())
 
 
 # ---------------------------------------------------------------- inputs
@@ -77,8 +86,10 @@ def select(items: list[dict], tasks: tuple[str, ...], limit: int | None) -> dict
     return {t: its[:limit] if limit else its for t, its in by_task.items()}
 
 
-def record_key(cfg: EvalConfig, condition: str, item: dict, prompt: str) -> str:
-    blob = json.dumps([cfg.scoring, cfg.model, condition, item["id"], prompt, cfg.max_new_tokens])
+def record_key(cfg: EvalConfig, condition: str, item: dict, prompt: str, heard: str | None = None) -> str:
+    """What determines a record; `heard` is the clip an audio control plays instead of the item's."""
+    blob = json.dumps([cfg.scoring, cfg.model, condition, item["id"], prompt, cfg.max_new_tokens]
+                      + ([heard] if heard else []))
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -163,23 +174,35 @@ def score_batch(adapter, cfg: EvalConfig, batch: list[tuple[str, str, dict, obje
 # ---------------------------------------------------------------- the run
 
 
-def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str):
-    """Every (condition, task) as ordered keys, and the fixed list of batches over all of them."""
+def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str, out: Path | None = None,
+         pool: list[dict] | None = None):
+    """Every (condition, task) as ordered keys, and the fixed list of batches over all of them. Audio controls
+    hear another clip of `pool` (all of SHARD's items; `controls.mismatched_clips`) or silence (written into `out`)
+    instead of the item's."""
     style = PromptStyle(cfg.position, cfg.cue)
     words = sorted({i["word"] for its in items.values() for i in its if i["task"] == "identity"})
+    pool = pool if pool is not None else [i for its in items.values() for i in its]
+    heard = {"mismatched": mismatched_clips(pool, cfg.seed) if "mismatched" in cfg.audio_controls else {},
+             "silence": silence_clip(Path(out or ".") / "controls") if "silence" in cfg.audio_controls else None}
     order: dict[tuple[str, str], list[str]] = {}
     batches, unavailable = [], []
     for condition in cfg.conditions:
+        control = split_condition(condition)[1]
         for task, its in items.items():
             if condition == CONTROL and task == "identity":
                 continue  # naming the label and asking for it is no control
             jobs = []
             for item in its:
-                req = make_request(item, condition, cfg.scoring, audio_root, style, tuple(words))
-                key = record_key(cfg, condition, item, req.prompt)
+                clip = heard[control] if control == "silence" else heard["mismatched"].get(item["clip"]["id"], {
+                    "path": None}) if control == "mismatched" else None
+                req = make_request(item, condition, cfg.scoring, audio_root, style, tuple(words), clip)
+                key = record_key(cfg, condition, item, req.prompt, clip and clip.get("id"))
                 order.setdefault((condition, task), []).append(key)
                 if condition != CONTROL and not item["clip"]["available"]:
-                    unavailable.append((key, condition, item, req.prompt))
+                    unavailable.append((key, condition, item, req.prompt, f"audio unavailable: {item['clip']['id']}"))
+                elif condition != CONTROL and not req.audio:
+                    unavailable.append((key, condition, item, req.prompt, f"no clip to hear instead of "
+                                                                          f"{item['clip']['id']} ({control})"))
                 else:
                     jobs.append((key, condition, item, req, req.prompt))
             if cfg.scoring == "yesno" and condition != CONTROL:  # one clip's questions share a batch: and their
@@ -200,7 +223,7 @@ def run_eval(cfg: EvalConfig, out: Path, progress: Callable[[int, int], None] | 
     out.mkdir(parents=True, exist_ok=True)
     _check_same_config(out, cfg, meta)
     selected = select(items, cfg.tasks, cfg.limit)
-    order, batches, unavailable, words = plan(cfg, selected, meta["audio_root"])
+    order, batches, unavailable, words = plan(cfg, selected, meta["audio_root"], out, pool=items)
     store = RecordStore(out, rank)
     done = set(store.existing())
     mine = [b for k, b in enumerate(batches) if k % world == rank]
@@ -208,10 +231,10 @@ def run_eval(cfg: EvalConfig, out: Path, progress: Callable[[int, int], None] | 
     log.info("process %d of %d: %d of %d batches to run (%d already done)", rank + 1, world, len(todo),
              len(batches), len(mine) - len(todo))
     if rank == 0:
-        for key, condition, item, prompt in unavailable:
+        for key, condition, item, prompt, why in unavailable:
             if key not in done:
                 rec = _base_record(key, condition, item, prompt, cfg.scoring)
-                rec["error"] = f"audio unavailable: {item['clip']['id']}"
+                rec["error"] = why
                 store.append(condition, item["task"], rec)
     if todo:
         adapter = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
@@ -258,8 +281,8 @@ def _check_same_config(out: Path, cfg: EvalConfig, meta: dict) -> None:
     mine = {"config": asdict(cfg), "shard_sha256": meta["sha256"]}
     if path.exists():
         old = json.loads(path.read_text())
-        for k in ("model", "shard", "placements", "tasks", "scoring", "control", "limit", "position", "cue",
-                  "max_new_tokens"):
+        for k in ("model", "shard", "placements", "tasks", "scoring", "control", "audio_controls", "limit", "position",
+                  "cue", "max_new_tokens", "dtype"):
             a, b = old["config"].get(k), mine["config"].get(k)
             if json.dumps(a) != json.dumps(b):
                 raise ShardkitError(f"{out} holds a run with {k}={a!r}, not {b!r}: use another --out to compare")

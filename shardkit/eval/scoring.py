@@ -11,6 +11,7 @@ whose continuation is the candidate.
 import re
 from dataclasses import dataclass
 
+from shardkit.eval.controls import split_condition
 from shardkit.models.adapter import AudioRef, Request
 from shardkit.models.prompts import Placement, place_marker
 
@@ -49,16 +50,18 @@ def audio_ref(item: dict, audio_root: str) -> AudioRef:
 
 
 def make_request(item: dict, condition: str, scoring: str, audio_root: str, style: PromptStyle,
-                 identity_candidates: tuple[str, ...] = ()) -> Request:
-    """The request for one item under one condition (a placement, or the text-only control)."""
+                 identity_candidates: tuple[str, ...] = (), clip: dict | None = None) -> Request:
+    """The request for one item under one condition: a placement, an audio control of one (`clip` is the audio
+    heard instead of the item's: another class's clip, or silence), or the text-only control."""
     task = item["task"]
     cloze = scoring == "cloze"
     prompt = _subject_prompt((STATEMENTS if cloze else QUESTIONS)[task], item, condition, style)
     if condition == CONTROL:
         audio, placement = (), Placement.INTERLEAVED
     else:  # an unavailable clip (no path) becomes an error record; its request is never sent
-        audio = (audio_ref(item, audio_root),) if item["clip"]["path"] is not None else ()
-        placement = Placement(condition)
+        heard = item if clip is None else {"clip": clip}
+        audio = (audio_ref(heard, audio_root),) if heard["clip"]["path"] is not None else ()
+        placement = Placement(split_condition(condition)[0])
     continuations = ()
     if cloze:
         continuations = identity_candidates if task == "identity" else (item["candidate"],)

@@ -11,7 +11,8 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import binomtest
+from scipy.optimize import brentq
+from scipy.stats import binomtest, norm
 
 from shardkit.errors import ShardkitError
 
@@ -223,16 +224,41 @@ def paired_bootstrap_diff(fn: MetricFn, data_a: Data, data_b: Data, cluster: np.
                           seed: int = 0, alpha: float = 0.05) -> dict:
     """fn(B) − fn(A) with a percentile CI, both conditions resampled with the same clip draws.
 
-    Items are paired by position (same item, same clip in A and B). Returns {"diff", "lo", "hi", "p"}, p the
-    two-sided bootstrap p of the difference (`bootstrap_p`).
+    Items are paired by position (same item, same clip in A and B). Returns {"diff", "lo", "hi", "p", "se", "mde"}:
+    p the two-sided bootstrap p of the difference (`bootstrap_p`), se the replicates' standard deviation and mde
+    the minimum difference detectable at 80% power (`mde_normal`).
     """
     _check_alpha(alpha)
     diff = float(fn(data_b, None) - fn(data_a, None))
     if np.isnan(diff):
-        return {"diff": diff, "lo": float("nan"), "hi": float("nan"), "p": float("nan")}
+        return {"diff": diff, "lo": float("nan"), "hi": float("nan"), "p": float("nan"), "se": float("nan"),
+                "mde": float("nan")}
     a, b = _replicates(fn, [data_a, data_b], cluster, n_boot, seed)
     lo, hi = _percentile_ci(b - a, alpha)
-    return {"diff": diff, "lo": lo, "hi": hi, "p": bootstrap_p(b - a)}
+    d = (b - a)[~np.isnan(b - a)]
+    se = float(d.std(ddof=1)) if len(d) > 1 else float("nan")
+    return {"diff": diff, "lo": lo, "hi": hi, "p": bootstrap_p(b - a), "se": se, "mde": mde_normal(se, alpha)}
+
+
+def mde_normal(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Minimum detectable difference of an estimate with standard error `se`: (z_{1-α/2} + z_power) · se, the
+    smallest true difference a two-sided test at `alpha` finds with probability `power` (2.80 · se by default)."""
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
+
+
+def mcnemar_mde(n: int, discordant: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Minimum detectable accuracy difference |p10 − p01| of a McNemar test on `n` pairs, given the observed share
+    of discordant pairs ψ = discordant / n (Connor 1987's normal approximation, solved for the difference):
+    n·δ² = (z_{1-α/2}·√ψ + z_power·√(ψ − δ²))². NaN when no pair is discordant (the design has no variance to
+    judge by) or when even δ = ψ (every discordant pair one way) would not be detected."""
+    if n < 1 or discordant < 1:
+        return float("nan")
+    psi, za, zb = discordant / n, norm.ppf(1 - alpha / 2), norm.ppf(power)
+
+    def gap(delta: float) -> float:
+        return n * delta ** 2 - (za * np.sqrt(psi) + zb * np.sqrt(max(psi - delta ** 2, 0.0))) ** 2
+
+    return float(brentq(gap, 0.0, psi)) if gap(psi) > 0 else float("nan")
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
@@ -318,9 +344,11 @@ def signflip_exact(correct_a: np.ndarray, correct_b: np.ndarray, item_weights: n
 
 
 def bootstrap_p(diffs: np.ndarray) -> float:
-    """Two-sided p of a paired bootstrap difference: twice the smaller share of replicates on either side of 0."""
+    """Two-sided p of a paired bootstrap difference: twice the smaller share of replicates on either side of 0,
+    counted as (1 + k) / (1 + r) so that r replicates can never claim p = 0 (the least is 2 / (1 + r))."""
     diffs = np.asarray(diffs, dtype=np.float64)
     diffs = diffs[~np.isnan(diffs)]
     if not len(diffs):
         return float("nan")
-    return float(min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())))
+    k = min(int((diffs <= 0).sum()), int((diffs >= 0).sum()))
+    return float(min(1.0, 2 * (1 + k) / (1 + len(diffs))))

@@ -24,17 +24,18 @@ class Family:
     required: tuple[str, ...]
     build: Callable[..., object]  # (options: dict, device: str, dtype: torch.dtype) -> adapter
     tuned_key: str | None = None  # the option that loads a `shardkit train` output; None: not trainable here
+    base_key: str | None = None  # the option that merges a `shardkit train` output into the base weights
 
 
 FAMILIES: dict[str, Family] = {}
 
 
 def register(name: str, description: str, options: dict[str, str] | None = None, required: tuple[str, ...] = (),
-             tuned_key: str | None = None):
+             tuned_key: str | None = None, base_key: str | None = None):
     def wrap(fn):
         if name in FAMILIES:
             raise ValueError(f"model family {name!r} is already registered")
-        FAMILIES[name] = Family(name, description, options or {}, required, fn, tuned_key)
+        FAMILIES[name] = Family(name, description, options or {}, required, fn, tuned_key, base_key)
         return fn
     return wrap
 
@@ -76,29 +77,43 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "float32"):
 
 def with_tuned(spec: str, folder: str) -> str:
     """The spec of `spec`'s model with the weights of a `shardkit train` run in `folder` loaded on top."""
+    return _with(spec, folder, "tuned_key", "tuned by shardkit")
+
+
+def with_base(spec: str, folder: str) -> str:
+    """The spec of `spec`'s model with a `shardkit train` run in `folder` merged into its weights: its new base."""
+    return _with(spec, folder, "base_key", "given a merged base by shardkit")
+
+
+def _with(spec: str, folder: str, field: str, what: str) -> str:
     fam, opts = parse_spec(spec)
-    if fam.tuned_key is None:
-        raise ShardkitError(f"{fam.name} models cannot be tuned by shardkit (families that can: "
-                            f"{', '.join(n for n, f in FAMILIES.items() if f.tuned_key)})")
-    if fam.tuned_key in opts:
-        raise ShardkitError(f"--model {spec!r} already has {fam.tuned_key}=...: start from the base model")
-    return f"{spec}{',' if ':' in spec else ':'}{fam.tuned_key}={folder}"
+    key = getattr(fam, field)
+    if key is None:
+        raise ShardkitError(f"{fam.name} models cannot be {what} (families that can: "
+                            f"{', '.join(n for n, f in FAMILIES.items() if getattr(f, field))})")
+    if key in opts:
+        raise ShardkitError(f"--model {spec!r} already has {key}=...: start from the base model")
+    return f"{spec}{',' if ':' in spec else ':'}{key}={folder}"
 
 
 @register("tiny-ltu", "CPU default: frozen YAMNet → 32 tokens → projector → SmolLM2-135M-Instruct (pip packages)",
           {"projector": "safetensors file of a trained projector (default: the untrained, seeded one)",
+           "base": "`shardkit train` output to build on: its projector, and its LoRA merged into the LM (as LTU's "
+                   "merge=1), so a tuning from this spec adds a fresh LoRA",
            "ckpt": "`shardkit train` output (OUT, OUT/final or OUT/checkpoint-N): its projector and LoRA adapter"},
-          tuned_key="ckpt")
+          tuned_key="ckpt", base_key="base")
 def _tiny_ltu(opts, device, dtype):
     from pathlib import Path
 
     from shardkit.models.tiny_ltu import build_tiny_ltu
 
-    if "projector" in opts and "ckpt" in opts:
-        raise ShardkitError("tiny-ltu: give projector=... or ckpt=..., not both (a checkpoint holds its projector)")
+    if "projector" in opts and ("ckpt" in opts or "base" in opts):
+        raise ShardkitError("tiny-ltu: give projector=... or ckpt=.../base=..., not both (a checkpoint holds its "
+                            "projector)")
     path = Path(opts["projector"]) if "projector" in opts else None
     ckpt = Path(opts["ckpt"]) if "ckpt" in opts else None
-    return build_tiny_ltu(projector_path=path, device=device, dtype=dtype, ckpt=ckpt)
+    base = Path(opts["base"]) if "base" in opts else None
+    return build_tiny_ltu(projector_path=path, device=device, dtype=dtype, ckpt=ckpt, base=base)
 
 
 @register("ltu", "LTU: CAV-MAE → 32 tokens → LLaMA/Vicuna with LoRA, from ltu_ori_paper.bin and a local Vicuna folder",

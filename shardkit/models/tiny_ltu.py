@@ -15,7 +15,7 @@ from torch import nn
 
 from shardkit.models.audio_llm import AudioLLM
 from shardkit.models.prompts import TEMPLATES
-from shardkit.models.tuned import load_state, load_tuned
+from shardkit.models.tuned import load_state, load_tuned, merge_tuned
 from shardkit.paths import cache_dir, package_dir
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,10 @@ def projector(width: int, hidden: int, seed: int) -> nn.Sequential:
 
 
 def build_tiny_ltu(cfg: TinyLtuConfig = TinyLtuConfig(), projector_path: Path | None = None,
-                   device: str = "cpu", dtype: torch.dtype = torch.float32, ckpt: Path | None = None):
-    """The tiny-ltu SpliceAdapter: frozen cached YAMNet front end, projector, SmolLM2 (+ a trained checkpoint)."""
+                   device: str = "cpu", dtype: torch.dtype = torch.float32, ckpt: Path | None = None,
+                   base: Path | None = None):
+    """The tiny-ltu SpliceAdapter: frozen cached YAMNet front end, projector, SmolLM2 (+ a trained base, merged,
+    and a trained checkpoint on top of it)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from shardkit.audio.cache import FeatureCache
@@ -77,6 +79,8 @@ def build_tiny_ltu(cfg: TinyLtuConfig = TinyLtuConfig(), projector_path: Path | 
     if projector_path is not None:
         load_state(proj, projector_path, "projector")
     model = AudioLLM(nn.Identity(), proj, lm, tok, cfg.n_tokens, TEMPLATES["chatml"])
+    if base is not None:
+        merge_tuned(model, base)
     if ckpt is not None:
         load_tuned(model, ckpt)
     model = model.to(device, dtype).eval()

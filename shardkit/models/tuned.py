@@ -62,3 +62,13 @@ def load_tuned(model: nn.Module, path: Path) -> None:
     else:
         dtype = next(model.lm.parameters()).dtype
         model.lm = PeftModel.from_pretrained(model.lm, folder / "adapter").to(dtype)
+
+
+def merge_tuned(model: nn.Module, path: Path) -> None:
+    """A training run's weights made part of the model: loaded as `load_tuned` does, then its LoRA merged into the
+    LM (peft's merge_and_unload), so that a later tuning trains a fresh adapter on top, as on LTU with merge=1."""
+    from peft import PeftModel
+
+    load_tuned(model, path)
+    if isinstance(model.lm, PeftModel):
+        model.lm = model.lm.merge_and_unload()

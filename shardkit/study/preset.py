@@ -17,7 +17,8 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 CONDITIONS = {"original": "original", "zero-shot": "zero-shot interleaved", "ft-small": "FT-Small",
               "ft-large": "FT-Large"}  # key -> the name the report uses
 PAPER_SIZES = {"small": 40_000, "large": 1_000_000}  # the seed paper's FT-Small and FT-Large
-SET_BY_STUDY = {"train": ("model", "data"), "eval": ("model", "shard", "placements", "control", "device", "dtype"),
+SET_BY_STUDY = {"train": ("model", "data"),
+                "eval": ("model", "shard", "placements", "control", "audio_controls", "device", "dtype"),
                 "data": ("size",)}
 
 
@@ -29,6 +30,7 @@ class Ablations:
     replay: tuple[float, ...] = ()  # replay shares to tune with instead of the tuning mix's (0.0: no replay)
     lora_rank: tuple[int, ...] = ()  # LoRA ranks besides the tuning's, alpha = 2 × rank as LTU's 8/16
     control: tuple[str, ...] = ()  # conditions whose model is also asked with the label in words, no audio
+    audio_control: tuple[str, ...] = ()  # conditions also asked over mismatched audio and over silence
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class StudyConfig:
     shard: dict = field(default_factory=dict)  # `shardkit build` options (+ manifest, audio_root)
     eval: dict = field(default_factory=dict)  # `shardkit eval` options shared by every condition
     stage0: dict | None = None  # {data, train}: align the projector first; None when the model already hears
+    instruct: dict | None = None  # {data, train}: prepended audio questions and text relations, merged into the base
     tuning: dict = field(default_factory=dict)  # {small, large, data, train}: FT-Small and FT-Large
     ablations: Ablations = Ablations()
 
@@ -175,17 +178,25 @@ def validate(values: dict) -> list[str]:
             **{k: v for k, v in tr.items() if k not in SET_BY_STUDY["train"]}, "model": "x", "data": "x"}))
 
     own = "manifest" in (values.get("shard") or {})
-    for section in ("stage0", "tuning"):
+    for section in ("stage0", "instruct", "tuning"):
         sub = values.get(section)
         if own and isinstance(sub, dict) and "manifest" not in (sub.get("data") or {}):
             problems.append(f"{section}.data.manifest: SHARD is built from shard.manifest, so tuning data needs a "
                             "manifest of its own clips (e.g. AudioSet's balanced_train_segments.csv); it is never "
                             "taken from SHARD's")
-    if values.get("stage0") is not None:
-        if not isinstance(values["stage0"], dict):
-            problems.append("stage0: a mapping with data and train, or null")
-        else:
-            stage("stage0", values["stage0"], ())
+    for section in ("stage0", "instruct"):
+        if values.get(section) is not None:
+            if not isinstance(values[section], dict):
+                problems.append(f"{section}: a mapping with data and train, or null")
+            else:
+                stage(section, values[section], ())
+    if values.get("instruct") and values.get("model"):
+        try:
+            family = parse_spec(str(values["model"]))[0]
+            if family.base_key is None:
+                problems.append(f"instruct: {family.name} cannot take a merged base here (tiny-ltu can)")
+        except ShardkitError:
+            pass  # reported under model
     tuning = values.get("tuning") or {}
     stage("tuning", tuning, ("small", "large"))
     small, large = tuning.get("small"), tuning.get("large")
@@ -196,9 +207,10 @@ def validate(values: dict) -> list[str]:
     problems += _unknown("ablations.", ab, Ablations.__dataclass_fields__)
     if ab.get("condition", "ft-small") not in CONDITIONS:
         problems.append(f"ablations.condition={ab['condition']!r}: must be one of {', '.join(CONDITIONS)}")
-    for c in ab.get("control") or ():
-        if c not in CONDITIONS:
-            problems.append(f"ablations.control: {c!r} is not one of {', '.join(CONDITIONS)}")
+    for key in ("control", "audio_control"):
+        for c in ab.get(key) or ():
+            if c not in CONDITIONS:
+                problems.append(f"ablations.{key}: {c!r} is not one of {', '.join(CONDITIONS)}")
     for p in ab.get("position") or ():
         if p not in ("start", "middle", "end"):
             problems.append(f"ablations.position: {p!r} is not start, middle or end")
@@ -215,7 +227,7 @@ def validate(values: dict) -> list[str]:
     if cond in ("original", "zero-shot") and (ab.get("replay") or ab.get("lora_rank")):
         problems.append(f"ablations.condition={cond}: replay and lora_rank retrain a tuning, so the condition must "
                         "be ft-small or ft-large")
-    for k in ("position", "replay", "lora_rank", "control"):
+    for k in ("position", "replay", "lora_rank", "control", "audio_control"):
         if k in ab and not isinstance(ab[k], list):
             problems.append(f"ablations.{k}: must be a list, got {ab[k]!r}")
     return problems

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from shardkit.errors import ShardkitError
+from shardkit.eval.controls import split_condition
 from shardkit.eval.store import atomic_write
 from shardkit.study.preset import CONDITIONS, PAPER_SIZES, StudyConfig
 from shardkit.study.stages import Plan, Stage, plan_study
@@ -33,9 +34,12 @@ def is_done(out: Path, stage_id: str) -> bool:
     return (stage_dir(out, stage_id) / "done.json").is_file()
 
 
-def _spec(out: Path, model: str, tuned: str | None) -> str:
-    from shardkit.models.registry import with_tuned
+def _spec(out: Path, model: str, tuned: str | None, base: str | None = None) -> str:
+    """The model spec of a stage: the preset's model, the instruct stage merged in, a tuning on top."""
+    from shardkit.models.registry import with_base, with_tuned
 
+    if base:
+        model = with_base(model, str(stage_dir(out, base).resolve()))
     return with_tuned(model, str(stage_dir(out, tuned).resolve())) if tuned else model
 
 
@@ -63,7 +67,7 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
     elif stage.kind == "train":
         from shardkit.train.trainer import load_config, newest_checkpoint, train
 
-        cfg = load_config(overrides={**c["train"], "model": _spec(out, c["model"], inputs["start"]),
+        cfg = load_config(overrides={**c["train"], "model": _spec(out, c["model"], inputs["start"], inputs.get("base")),
                                      "data": str(stage_dir(out, inputs["data"]))})
         train(cfg, folder, resume=newest_checkpoint(folder) is not None, cpu=c["device"] == "cpu", progress=tick)
     elif stage.kind == "eval":
@@ -71,8 +75,8 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
 
         e = c["eval"]
         cfg = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in e.items()},
-                         model=_spec(out, c["model"], inputs["model"]), shard=str(stage_dir(out, inputs["shard"])),
-                         device=c["device"], dtype=c["dtype"])
+                         model=_spec(out, c["model"], inputs["model"], inputs.get("base")),
+                         shard=str(stage_dir(out, inputs["shard"])), device=c["device"], dtype=c["dtype"])
         run_eval(cfg, folder, progress=tick, rank=rank, world=world, barrier=barrier)
     else:
         raise ShardkitError(f"unknown stage kind {stage.kind!r}")
@@ -189,21 +193,26 @@ def _losses(name: str, folder: Path) -> dict:
 
 
 def _tests(cfg: StudyConfig, plan: Plan, records: dict) -> dict[str, list[dict]]:
-    """Paired tests in two families, each Holm-corrected on its own: the paper's claims (original against zero-shot
-    interleaved, FT-Small and FT-Large, on synonym, hypernym and identity) and each ablation or control against the
-    row it varies. Identity is tested on its strict, class-balanced headline."""
+    """Paired tests in three families, each Holm-corrected on its own: the paper's claims (original against zero-shot
+    interleaved, FT-Small and FT-Large, on synonym, hypernym and identity), the audio controls (each condition
+    against itself over mismatched audio or silence, yes/no tested on AUROC, free of the yes/no bias) and each
+    ablation or text control against the row it varies. Identity is tested on its strict, class-balanced
+    headline."""
     from shardkit.eval import metrics
     from shardkit.eval.compare import paired_test
 
     cloze = cfg.eval.get("scoring") == "cloze"
     n_boot, seed = cfg.eval.get("n_boot", 1000), cfg.seed
 
-    def family(pairs: list[tuple[str, str]], tasks: tuple[str, ...]) -> list[dict]:
+    def family(pairs: list[tuple[str, str]], tasks: tuple[str, ...], on_auroc: bool = False) -> list[dict]:
         out = []
         for a, b in pairs:
             for task in tasks:
                 if task in records[a] and task in records[b]:
                     t = paired_test(records[a][task], records[b][task], task, cloze, cloze, n_boot, seed)
+                    if t is not None and on_auroc and "auroc" in t["diffs"]:  # the bias-free question: ranking
+                        t["mcnemar"] = {**t["mcnemar"], "p": t["diffs"]["auroc"]["p"],
+                                        "method": "paired clip bootstrap of AUROC"}
                     if t is not None:
                         out.append({"a": a, "b": b, **t})
         if out:
@@ -213,9 +222,12 @@ def _tests(cfg: StudyConfig, plan: Plan, records: dict) -> dict[str, list[dict]]
     all_tasks = ("synonym", "hypernym", "identity")
     original = CONDITIONS["original"]
     conditions = [r.name for r in plan.rows if r.group == "condition"]
+    audio = [r for r in plan.rows if split_condition(r.condition)[1]]
     return {
         "claims": family([(original, c) for c in conditions if c != original], all_tasks),
-        "ablations": family([(r.base, r.name) for r in plan.rows if r.group != "condition"], all_tasks),
+        "audio": family([(r.base, r.name) for r in audio], all_tasks, on_auroc=True),
+        "ablations": family([(r.base, r.name) for r in plan.rows if r.group != "condition" and r not in audio],
+                            all_tasks),
     }
 
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from shardkit.eval.controls import AUDIO_CONTROLS, control_condition
 from shardkit.study.preset import CONDITIONS, StudyConfig
 
 KINDS = ("shard", "data", "train", "eval")
@@ -39,7 +40,7 @@ class Row:
     base: str | None  # the row this one varies (ablations and controls)
     description: str
     eval: str  # eval stage id
-    condition: str  # the condition inside that run: prepended | interleaved | text
+    condition: str  # the condition inside that run: prepended | interleaved | text | <placement>-<audio control>
 
 
 @dataclass
@@ -76,20 +77,32 @@ def plan_study(cfg: StudyConfig) -> Plan:
             d["mix"] = mix
         return p.add(Stage("data", name, d))
 
+    instruct = None  # the instruct stage, merged into the model every later stage starts from
+
+    def merged() -> dict:
+        return {"base": instruct} if instruct else {}
+
     def train(name: str, section: dict, data_id: str, start: str | None, **extra) -> str:
         t = {"seed": cfg.seed, **(section.get("train") or {}), **extra}
         return p.add(Stage("train", name, {"train": t, "model": cfg.model, **run,
-                                           "inputs": {"data": data_id, "start": start}}))
+                                           "inputs": {"data": data_id, "start": start, **merged()}}))
 
-    def evaluate(name: str, model: str | None, placements: list[str], control: bool = False, **variant) -> str:
-        e = {"seed": cfg.seed, **cfg.eval, "placements": placements, "control": control, **variant}
+    def evaluate(name: str, model: str | None, placements: list[str], control: bool = False,
+                 audio_controls: tuple[str, ...] = (), **variant) -> str:
+        e = {"seed": cfg.seed, **cfg.eval, "placements": placements, "control": control,
+             "audio_controls": list(audio_controls), **variant}
         return p.add(Stage("eval", name, {"eval": e, "model": cfg.model, **run,
-                                          "inputs": {"shard": shard, "model": model}}))
+                                          "inputs": {"shard": shard, "model": model, **merged()}}))
 
     start = None
     if cfg.stage0:
         size = (cfg.stage0.get("data") or {}).get("size", 40_000)  # DataConfig's default
         start = p.tunings["stage 0"] = train("stage 0", cfg.stage0, data("stage 0", cfg.stage0, size), None)
+    if cfg.instruct:  # LTU's instruction tuning, prepended: the base learns to answer before placement is compared
+        size = (cfg.instruct.get("data") or {}).get("size", 40_000)
+        instruct = p.tunings["instruct"] = train("instruct", cfg.instruct, data("instruct", cfg.instruct, size),
+                                                 start)
+        start = None  # the merged base holds the projector
     tunings = {"ft-small": cfg.small, "ft-large": cfg.large}
     data_ids = {k: data(CONDITIONS[k], cfg.tuning, n) for k, n in tunings.items()}
     model = {"original": start, "zero-shot": start}
@@ -100,11 +113,17 @@ def plan_study(cfg: StudyConfig) -> Plan:
     described = {"original": "audio prepended, LTU's way", "zero-shot": "same weights, audio at the <audio> marker",
                  "ft-small": f"interleaved LoRA tuning on {cfg.small:,} samples",
                  "ft-large": f"interleaved LoRA tuning on {cfg.large:,} samples"}
-    for key, name in CONDITIONS.items():
-        e = evaluate(name, model[key], [placement[key]])
-        p.rows.append(Row(name, "condition", None, described[key], e, placement[key]))
-
     ab, ev = cfg.ablations, cfg.eval
+    heard = {"mismatched": "a clip of another class", "silence": "10 s of silence"}
+    audio_rows = []
+    for key, name in CONDITIONS.items():
+        controls = AUDIO_CONTROLS if key in ab.audio_control else ()
+        e = evaluate(name, model[key], [placement[key]], audio_controls=controls)
+        p.rows.append(Row(name, "condition", None, described[key], e, placement[key]))
+        audio_rows += [Row(f"{name} · {c}", "control", name, f"{name}, the questions asked over {heard[c]}", e,
+                           control_condition(placement[key], c)) for c in controls]  # same run, same model
+    p.rows += audio_rows
+
     on, base = ab.condition, CONDITIONS[ab.condition]
     for pos in ab.position:
         if pos != ev.get("position", "middle"):

@@ -39,7 +39,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,10 +50,13 @@ from shardkit.benchmark.senses import Sense
 from shardkit.errors import ShardkitError
 from shardkit.models.prompts import AUDIO, POSITIONS, SUBJECT, Placement, place_marker
 from shardkit.resources.ontology import Ontology
+from shardkit.train.wordnet_text import TextQuestions
+from shardkit.train.wordnet_text import held_out as held_out_subjects
 
 log = logging.getLogger(__name__)
 
-TASKS = ("identity", "synonym", "hypernym", "description", "replay")
+TASKS = ("identity", "synonym", "hypernym", "description", "replay", "synonym_text", "hypernym_text")
+TEXT_TASKS = ("synonym_text", "hypernym_text")  # no audio: WordNet relations over held-out nouns (wordnet_text.py)
 DEFAULT_MIX = {"identity": 0.3, "synonym": 0.25, "hypernym": 0.25, "description": 0.1, "replay": 0.1}
 SIZES = {"40k": 40_000, "1m": 1_000_000}
 SPLITS = ("train", "all")
@@ -108,6 +111,7 @@ class DataConfig:
     shard_size: int = 100_000  # records per JSONL file: ~30 MB, small enough to stream, few enough to list
     split: str = "train"  # SHARD is built from the test split; "all" ignores splits (identity then shares recordings)
     max_depth: int = 6  # deepest hypernym asked about, as in SHARD: higher ones get vague
+    placement: str = "interleaved"  # where the audio goes in identity/synonym/hypernym/description (replay: prepended)
 
     def __post_init__(self):
         problems = []
@@ -119,6 +123,8 @@ class DataConfig:
             problems.append(f"seed must be an integer, got {self.seed!r}")
         if not isinstance(self.allow_overlap, bool):
             problems.append(f"allow_overlap must be true or false, got {self.allow_overlap!r}")
+        if self.placement not in (Placement.INTERLEAVED.value, Placement.PREPENDED.value):
+            problems.append(f"placement must be interleaved or prepended, got {self.placement!r}")
         if self.split not in SPLITS:
             problems.append(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         problems += _mix_problems(self.mix)
@@ -334,8 +340,11 @@ def _eligible(labels: dict[str, _Label], task: str) -> list[_Label]:
 class _Generator:
     """Draws samples from the pools; every random choice comes from the one RNG, in a fixed order."""
 
-    def __init__(self, rng: random.Random, clips: list[_Clip], syn: list[_Label], hyp: list[_Label], guard: Guard):
+    def __init__(self, rng: random.Random, clips: list[_Clip], syn: list[_Label], hyp: list[_Label], guard: Guard,
+                 placement: str = Placement.INTERLEAVED.value, text: Iterable | None = None):
         self.rng, self.clips, self.pools, self.guard = rng, clips, {"synonym": syn, "hypernym": hyp}, guard
+        self.placement = Placement(placement)
+        self.text = None if text is None else TextQuestions(rng, list(text))  # the held-out nouns, if asked for
         self._unrelated: dict[tuple[str, str], bool] = {}  # (mid, candidate) → no sense of it relates to the label
 
     def _true_no(self, clip: _Clip, asked: _Label, candidate: str) -> bool:
@@ -352,9 +361,11 @@ class _Generator:
         return True
 
     def _question(self, template: str) -> str:
+        if self.placement == Placement.PREPENDED:  # LTU's way: the subject in words, the audio before everything
+            return template.replace("{subject}", SUBJECT[self.rng.random() < 0.5])
         return place_marker(template, self.rng.choice(POSITIONS), self.rng.random() < 0.5)
 
-    def identity(self, placement: str) -> tuple[str, str, _Clip, dict]:
+    def identity(self, replay: bool) -> tuple[str, str, _Clip, dict]:
         rng = self.rng
         clip = rng.choice(self.clips)
         main = clip.labels[0]
@@ -362,7 +373,7 @@ class _Generator:
             template, answer = rng.choice(IDENTITY), main.name
         else:
             template, answer = rng.choice(LABELING), "; ".join(lb.name for lb in clip.labels)
-        if placement == Placement.PREPENDED:
+        if replay:  # always prepended, whatever the data's placement
             text = template.replace("{subject}", SUBJECT[rng.random() < 0.5])
         else:
             text = self._question(template)
@@ -437,17 +448,21 @@ def generate(gen: _Generator, counts: dict[str, int]) -> Iterator[dict]:
             k += 1
         left[k] -= 1
         task = TASKS[k]
-        placement = Placement.PREPENDED if task == "replay" else Placement.INTERLEAVED
-        if task in ("identity", "replay"):
-            text, answer, clip, facts = gen.identity(placement)
+        placement = Placement.PREPENDED if task == "replay" else gen.placement
+        clip = None
+        if task in TEXT_TASKS:
+            text, answer, facts = gen.text.question(task)
+            placement = Placement.INTERLEAVED  # no audio, no marker: the placement is moot
+        elif task in ("identity", "replay"):
+            text, answer, clip, facts = gen.identity(task == "replay")
         elif task == "description":
             text, answer, clip, facts = gen.description()
         else:
             text, answer, clip, facts = gen.yes_no(task)
         yield {"id": f"{i:08d}", "messages": [{"role": "user", "content": text},
                                               {"role": "assistant", "content": answer}],
-               "audios": [clip.audio], "task": task, "placement": placement.value, "clip_ids": [clip.id],
-               "facts": facts}
+               "audios": [clip.audio] if clip else [], "task": task, "placement": placement.value,
+               "clip_ids": [clip.id] if clip else [], "facts": facts}
 
 
 def to_sharegpt(sample: dict) -> dict:
@@ -571,7 +586,8 @@ def make_data(out: Path, cfg: DataConfig, manifest: Path | None = None, audio_ro
     (out / "sharegpt" / "data").mkdir(parents=True, exist_ok=True)
     main = _ShardWriter(out, cfg.shard_size)
     export = _ShardWriter(out / "sharegpt" / "data", cfg.shard_size)
-    gen = _Generator(random.Random(cfg.seed), recs, syn, hyp, guard)
+    subjects = held_out_subjects(guard, cfg.max_depth) if any(counts[t] for t in TEXT_TASKS) else None
+    gen = _Generator(random.Random(cfg.seed), recs, syn, hyp, guard, cfg.placement, subjects)
     realised = dict.fromkeys(TASKS, 0)
     overlapping = 0
     try:
@@ -612,6 +628,9 @@ def make_data(out: Path, cfg: DataConfig, manifest: Path | None = None, audio_ro
                             "built from it these clips may be SHARD's own")),
             },
         },
+        "text_questions": None if gen.text is None else {
+            "subjects": len(gen.text.subjects), "with_synonyms": len(gen.text.with_synonyms),
+            "note": "text-only WordNet relations over everyday nouns outside SHARD's words, synsets and facts"},
         "clips": {"manifest": len(clips), "selected": len(selected), "split": cfg.split,
                   "excluded_shard": {"shard": str(exclude) if exclude else None, "clips": excluded},
                   "left_out_by_split": len(clips) - len(selected), "used": len(usable),

@@ -13,6 +13,7 @@ import pytest
 from shardkit.errors import ShardkitError
 from shardkit.eval.runner import EvalConfig, run_eval
 from shardkit.eval.scoring import PromptStyle, make_request, parse_yes_no
+from shardkit.models.adapter import AudioRef
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bytes are equal at equal threads per process: BLAS may sum in another order with another thread count (the
@@ -40,7 +41,8 @@ def samples(run: Path) -> dict[str, bytes]:
 
 def test_run_directory(reference):
     results = json.loads((reference / "results.json").read_text())
-    assert set(results["metrics"]) == {"prepended", "interleaved", "text"}
+    audio = {f"{p}-{c}" for p in ("prepended", "interleaved") for c in ("mismatched", "silence")}
+    assert set(results["metrics"]) == {"prepended", "interleaved", "text"} | audio
     assert set(results["metrics"]["interleaved"]) == {"synonym", "hypernym", "identity"}
     assert "identity" not in results["metrics"]["text"]  # naming the label is no control for identity
     syn = results["metrics"]["interleaved"]["synonym"]
@@ -50,10 +52,19 @@ def test_run_directory(reference):
     assert {"identity_accuracy", "identity_accuracy_embedding"} <= set(ident)
     assert results["versions"]["git_commit"] and results["shard_sha256"]
     assert {(t["a"], t["b"]) for t in results["tests"] if t["task"] == "synonym"} == {
-        ("prepended", "interleaved"), ("prepended", "text"), ("interleaved", "text")}
+        ("prepended", "interleaved"), ("prepended", "text"), ("interleaved", "text"),
+        *((c.split("-")[0], c) for c in audio)}  # an audio control against its own placement only
     assert all("p_holm" in t["mcnemar"] for t in results["tests"])
+    vs = results["baselines"]["hypernym"]["vs_candidate_prior"]  # every condition's AUROC paired with the prior's
+    assert set(vs) == set(results["metrics"]) and all(0 < v["p"] <= 1 for v in vs.values() if v["p"] is not None)
     assert set(results["breakdowns"]["interleaved"]["hypernym"]) == {"word", "depth", "negative_kind"}
-    assert len(samples(reference)) == 8  # 3 tasks × 2 placements + 2 control tasks
+    assert len(samples(reference)) == 20  # 3 tasks × 2 placements × (itself, mismatched, silence) + 2 text tasks
+    heard = {}  # what each audio condition played for one item: the clip, another class's clip, silence
+    for cond in ("interleaved", "interleaved-mismatched", "interleaved-silence"):
+        rows = [json.loads(x) for x in (reference / f"samples/{cond}/hypernym.jsonl").read_text().splitlines()]
+        assert [r["error"] for r in rows] == [None] * 6
+        heard[cond] = [r["score"] for r in rows]
+    assert heard["interleaved"] != heard["interleaved-mismatched"] != heard["interleaved-silence"]
     rows = [json.loads(x) for x in (reference / "samples/interleaved/hypernym.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and len({r["item_id"] for r in rows}) == 6
     assert all(r["prompt"].count("<audio>") == 1 and isinstance(r["score"], float) for r in rows)
@@ -143,6 +154,10 @@ def test_requests_per_condition():
     assert text.audio == () and '"dog"' in text.prompt and "<audio>" not in text.prompt
     cloze = make_request(item, "prepended", "cloze", "/root", style)
     assert cloze.continuations == (" animal",) and cloze.prompt.endswith("is a kind of")
+    other = {"id": "d", "path": "/elsewhere/d.wav", "start": 1.0, "end": 2.0}
+    mismatched = make_request(item, "prepended-mismatched", "yesno", "/root", style, clip=other)
+    assert mismatched.prompt == make_request(item, "prepended", "yesno", "/root", style).prompt
+    assert mismatched.audio[0] == AudioRef("/elsewhere/d.wav", 1.0, 2.0) and mismatched.placement == "prepended"
 
 
 @pytest.mark.parametrize("scoring", ["generate", "cloze"])

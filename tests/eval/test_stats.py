@@ -320,7 +320,7 @@ def test_bootstrap_nan_when_metric_often_undefined():
 def test_paired_diff_uses_the_same_resamples():
     a = _realistic(seed=2)
     r = paired_bootstrap_diff(_acc, a, a, a["cluster"], n_boot=200, seed=0)
-    assert r == {"diff": 0.0, "lo": 0.0, "hi": 0.0, "p": 1.0}
+    assert r == {"diff": 0.0, "lo": 0.0, "hi": 0.0, "p": 1.0, "se": 0.0, "mde": 0.0}
     b = dict(a, pred=np.where(np.isnan(a["pred"]), a["gold"].astype(float), a["pred"]))  # unparsed → right
     r = paired_bootstrap_diff(_acc, a, b, a["cluster"], n_boot=200, seed=0)
     assert r["diff"] == pytest.approx(np.isnan(a["pred"]).mean())
@@ -379,3 +379,32 @@ def test_signflip_balanced_weights_tests_the_balanced_difference():
     w = np.array([1 / 10] * 10 + [1 / 2] * 2)
     assert signflip_exact(a, b)["p"] < 0.05
     assert signflip_exact(a, b, w)["p"] == 1.0
+
+
+def test_mcnemar_mde_is_the_difference_found_with_80_percent_power():
+    from shardkit.eval.stats import mcnemar_mde
+
+    n, disc = 400, 80
+    delta = mcnemar_mde(n, disc)
+    psi = disc / n
+    # Connor's sample size at that difference gives back n
+    za, zb = 1.959964, 0.841621
+    assert (za * psi ** 0.5 + zb * (psi - delta ** 2) ** 0.5) ** 2 / delta ** 2 == pytest.approx(n, rel=1e-6)
+    # and the exact test, simulated at it, has about 80% power (the normal approximation is close at 80 pairs)
+    rng = np.random.default_rng(0)
+    p10, p01 = (psi + delta) / 2, (psi - delta) / 2
+    cells = rng.multinomial(n, [p10, p01, 1 - psi], size=2000)
+    power = np.mean([mcnemar_exact(np.r_[np.ones(b), np.zeros(c + r)] > 0,
+                                   np.r_[np.zeros(b), np.ones(c), np.zeros(r)] > 0)["p"] < 0.05
+                     for b, c, r in cells])
+    assert 0.72 < power < 0.88
+    assert mcnemar_mde(n, 0) != mcnemar_mde(n, 0)  # NaN: no discordance, nothing to judge by
+    assert mcnemar_mde(4, 1) != mcnemar_mde(4, 1)  # NaN: not even one-way discordance would be detected
+    assert mcnemar_mde(800, 160) == pytest.approx(delta / 2 ** 0.5, rel=0.02)  # shrinks as 1/sqrt(n)
+
+
+def test_mde_normal_is_2_8_standard_errors():
+    from shardkit.eval.stats import mde_normal
+
+    assert mde_normal(0.01) == pytest.approx(0.028016, abs=1e-6)
+    assert mde_normal(0.01, alpha=0.05, power=0.5) == pytest.approx(0.0195996, abs=1e-6)

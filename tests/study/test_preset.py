@@ -84,3 +84,31 @@ def test_tuning_never_takes_shards_clips():
     data = [st for st in plan.stages.values() if st.kind == "data"]
     assert data and all(st.config["manifest"] == "/d/balanced_train.csv" for st in data)
     assert all(st.config["inputs"]["shard"] == shard for st in data)  # make-data leaves SHARD's clips out
+
+
+def test_an_instruct_stage_is_merged_into_every_condition():
+    """`instruct:` trains after stage 0 and becomes the base: conditions evaluate base=INSTRUCT, tunings start from
+    it with a fresh LoRA (no ckpt= start), and the audio controls ride in their condition's own evaluation."""
+    from shardkit.study.stages import plan_study
+
+    cfg = load_preset("cpu-demo", {"instruct": {"data": {"size": 64, "placement": "prepended",
+                                                         "mix": {"replay": 0.5, "hypernym_text": 0.5}},
+                                                "train": {"mode": "projector+lora"}},
+                                   "ablations": {"audio_control": ["original"]}})
+    plan = plan_study(cfg)
+    stage0, instruct = plan.tunings["stage 0"], plan.tunings["instruct"]
+    assert plan.stages[instruct].inputs == {"data": plan.stages[instruct].inputs["data"], "start": stage0}
+    for name in ("FT-Small", "FT-Large"):
+        assert plan.stages[plan.tunings[name]].inputs["base"] == instruct
+        assert plan.stages[plan.tunings[name]].inputs["start"] is None
+    rows = {r.name: r for r in plan.rows}
+    assert plan.stages[rows["original"].eval].inputs == {"shard": plan.stages[rows["original"].eval].inputs["shard"],
+                                                         "model": None, "base": instruct}
+    assert rows["original · mismatched"].eval == rows["original"].eval
+    assert rows["original · mismatched"].condition == "prepended-mismatched"
+    assert plan.stages[rows["original"].eval].config["eval"]["audio_controls"] == ["mismatched", "silence"]
+    assert plan.stages[rows["zero-shot interleaved"].eval].config["eval"]["audio_controls"] == []
+    with pytest.raises(ShardkitError, match="instruct: ltu cannot take a merged base"):
+        load_preset("ltu-paper", {"model": "ltu:ckpt=/m/ltu.bin,llm=/m/vicuna", "instruct": {"data": {}}})
+    with pytest.raises(ShardkitError, match="ablations.audio_control: 'orignal' is not one of"):
+        load_preset("cpu-demo", {"ablations": {"audio_control": ["orignal"]}})

@@ -182,6 +182,22 @@ def test_baseline_warnings():
     assert "identity" in w[2] and "best constant" in w[2]
 
 
+def test_audio_warnings_name_every_score_the_wrong_audio_leaves_standing():
+    from shardkit.study.report import audio_warnings
+
+    def t(task, key, value, p_holm):
+        return {"a": "original", "b": "original · mismatched", "task": task,
+                "diffs": {key: {"value": value, "ci": [value - 0.05, value + 0.05]}}, "mcnemar": {"p_holm": p_holm}}
+
+    tests = [t("synonym", "auroc", -0.2, 0.01),  # dropped, significant: the audio is used
+             t("hypernym", "auroc", -0.02, 0.6),  # no significant drop
+             t("identity", "identity_accuracy_balanced", 0.01, 0.9)]  # rose: not from the audio
+    w = audio_warnings(tests)
+    assert len(w) == 2
+    assert w[0].startswith("original, hypernym: AUROC does not drop with mismatched audio") and "0.6" in w[0]
+    assert w[1].startswith("original, identity: identity does not drop") and "not shown to use the audio" in w[1]
+
+
 def test_plots_and_determinism(written):
     out, first = written
     for name in ("bars", "tradeoff", "pr", "loss"):

@@ -13,7 +13,7 @@ name: micro
 stage0: {data: {size: 16}, train: {warmup_steps: 1}}
 tuning: {small: 16, large: 32, train: {warmup_steps: 1}}
 eval: {limit: 3, n_boot: 50}
-ablations: {position: [start], replay: [0.0], lora_rank: [4], control: [original, zero-shot]}
+ablations: {position: [start], replay: [0.0], lora_rank: [4], control: [original, zero-shot], audio_control: [original]}
 """
 
 
@@ -38,11 +38,14 @@ def micro(tmp_path_factory):
 def test_report_of_a_study(micro):
     _, out, result = micro
     names = [r["name"] for r in result["rows"]]
-    assert names == ["original", "zero-shot interleaved", "FT-Small", "FT-Large", "position=start", "replay=0",
-                     "LoRA r=4", "control (original)", "control (zero-shot interleaved)"]
+    assert names == ["original", "zero-shot interleaved", "FT-Small", "FT-Large", "original · mismatched",
+                     "original · silence", "position=start", "replay=0", "LoRA r=4", "control (original)",
+                     "control (zero-shot interleaved)"]
     assert all(len(r["metrics"]["synonym"]) > 3 and r["metrics"]["synonym"]["n"] == 3 for r in result["rows"])
     assert "identity" not in result["rows"][-1]["metrics"]  # the text control asks no identity question
-    assert [len(result["tests"][k]) for k in ("claims", "ablations")] == [9, 13]  # the paper's claims: 3 × 3
+    assert [len(result["tests"][k]) for k in ("claims", "audio", "ablations")] == [9, 6, 13]  # claims: 3 × 3
+    assert {t["mcnemar"]["method"] for t in result["tests"]["audio"] if t["task"] != "identity"} == {
+        "paired clip bootstrap of AUROC"}
     assert {t["mcnemar"]["method"] for t in result["tests"]["claims"] if t["task"] == "identity"} <= {
         "sign-flip", "sign-flip, exact"}
     assert set(result["baselines"]) == {"synonym", "hypernym", "identity"}
@@ -55,6 +58,7 @@ def test_report_of_a_study(micro):
     assert all((out / "stages" / s["id"] / "done.json").is_file() for s in result["stages"])
     report = (out / "report.md").read_text()
     assert "## The paper's table" in report and "| FT-Large |" in report and "+17.73 points" in report
+    assert "## Does the model use the audio?" in report
     for png in ("bars", "tradeoff", "pr", "loss"):
         assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     lora_id = next(s["id"] for s in result["stages"] if s["name"] == "LoRA r=4" and s["kind"] == "train")
@@ -76,4 +80,4 @@ def test_rerun_resume_and_one_branch(micro):
     # changing one ablation reruns only its branch
     again = study(preset, out, "--set", "ablations.position=[end]")
     assert ran(again) == ["position=end"]
-    assert [r["name"] for r in again["rows"]][4] == "position=end"
+    assert [r["name"] for r in again["rows"]][6] == "position=end"

@@ -45,7 +45,7 @@ def test_one_change_one_branch():
 
 def test_equal_stages_run_once():
     plan = plan_study(load_preset("cpu-demo", {"ablations": {"control": ["original", "zero-shot"]}}))
-    controls = [r for r in plan.rows if r.group == "control"]
+    controls = [r for r in plan.rows if r.group == "control" and r.condition == "text"]
     assert len(controls) == 2 and controls[0].eval == controls[1].eval  # same model, same questions
 
 

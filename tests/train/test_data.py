@@ -84,7 +84,8 @@ def test_mix_is_realised_within_a_few_percent(default_run):
         assert abs(realised - share) < 0.02, (task, realised)
         assert meta["mix"][task]["realised"] == round(realised * len(samples))
     assert quotas({"identity": 1 / 3, "synonym": 1 / 3, "hypernym": 1 / 3}, 100) == {
-        "identity": 34, "synonym": 33, "hypernym": 33, "description": 0, "replay": 0}
+        "identity": 34, "synonym": 33, "hypernym": 33, "description": 0, "replay": 0, "synonym_text": 0,
+        "hypernym_text": 0}
 
 
 def test_markers_match_audios_and_replay_is_prepended(default_run):
@@ -103,6 +104,29 @@ def test_markers_match_audios_and_replay_is_prepended(default_run):
                  for t in (s["messages"][0]["content"] for s in samples if s["placement"] == "interleaved")}
     assert positions == {"start", "middle", "end"}
     assert all(Path(s["audios"][0]).is_absolute() and Path(s["audios"][0]).is_file() for s in samples[:50])
+
+
+def test_an_ltu_style_base_mix_prepended_audio_and_text_only_questions(tmp_path):
+    """The base stage's data: every audio question prepended (no marker), text-only WordNet questions without audio,
+    all trainable as written, and no text question about a SHARD word."""
+    mix = {"replay": 0.2, "synonym": 0.15, "hypernym": 0.15, "synonym_text": 0.2, "hypernym_text": 0.3}
+    meta = make_data(tmp_path, DataConfig(size=400, mix=mix, placement="prepended"))
+    samples = _read(tmp_path)
+    assert {t: m["realised"] for t, m in meta["mix"].items() if m["realised"]} == {
+        "replay": 80, "synonym": 60, "hypernym": 60, "synonym_text": 80, "hypernym_text": 120}
+    assert meta["text_questions"]["subjects"] > 3000
+    words = _shard_vocabulary().words
+    for k, s in enumerate(samples):
+        validate_sample(s, f"sample {k}")
+        text = s["messages"][0]["content"]
+        assert AUDIO not in text
+        if s["task"].endswith("_text"):
+            assert s["audios"] == [] and s["clip_ids"] == [] and s["facts"]["word"].lower() not in words
+        else:
+            assert s["placement"] == "prepended" and len(s["audios"]) == 1
+    assert {s["messages"][1]["content"] for s in samples if s["task"].endswith("_text")} == {"Yes", "No"}
+    with pytest.raises(ShardkitError, match="placement must be interleaved or prepended"):
+        DataConfig(placement="before")
 
 
 def _shard_vocabulary():
@@ -297,4 +321,4 @@ def test_cli_make_data(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [
         "shardkit make-data: error: unknown mix key 'hypernim' (did you mean 'hypernym'?) (known: identity, synonym, "
-        "hypernym, description, replay)"]
+        "hypernym, description, replay, synonym_text, hypernym_text)"]

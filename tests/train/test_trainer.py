@@ -321,24 +321,52 @@ def test_two_processes_match_one(data, tmp_path):
     assert_same(weights(tmp_path / "two" / "final"), weights(tmp_path / "one" / "final"), atol=1e-5)
 
 
+def _train_on_bundled_clips(tmp_path: Path, n: int, steps: int) -> None:
+    """`steps` of projector+LoRA on tiny-ltu over the first `n` bundled clips (prepended labeling) → tmp_path/run."""
+    from shardkit.resources.samples import build_samples
+
+    manifest = build_samples(0)
+    rows = [json.loads(x) for x in manifest.read_text().splitlines()][:n]
+    samples = [{"id": r["id"], "placement": "prepended", "audios": [str(manifest.parent / r["path"])],
+                "messages": [{"role": "user", "content": "What is the source of the sound?"},
+                             {"role": "assistant", "content": r["id"].split("-")[1]}]} for r in rows]
+    c = TrainConfig(data=str(write_data(tmp_path / "d", samples)), mode="projector+lora", max_steps=steps,
+                    batch_size=4, warmup_steps=0, save_every=0)
+    train(c, tmp_path / "run")
+
+
 @pytest.mark.heavy
 def test_tiny_ltu_checkpoint_loads_through_the_registry(tmp_path):
     """Stage 0 on the real CPU default for two steps, then `tiny-ltu:ckpt=OUT` gives the trained projector."""
     from shardkit.models.registry import load_model
-    from shardkit.resources.samples import build_samples
 
-    manifest = build_samples(0)
-    rows = [json.loads(x) for x in manifest.read_text().splitlines()][:8]
-    samples = [{"id": r["id"], "placement": "prepended", "audios": [str(manifest.parent / r["path"])],
-                "messages": [{"role": "user", "content": "What is the source of the sound?"},
-                             {"role": "assistant", "content": r["id"].split("-")[1]}]} for r in rows]
-    c = TrainConfig(data=str(write_data(tmp_path / "d", samples)), mode="projector+lora", max_steps=2,
-                    batch_size=4, warmup_steps=0, save_every=0)
-    train(c, tmp_path / "run")
+    _train_on_bundled_clips(tmp_path, n=8, steps=2)
     adapter = load_model(f"tiny-ltu:ckpt={tmp_path / 'run'}")
     saved = load_file(tmp_path / "run" / "final" / "projector.safetensors")
     assert all(torch.equal(adapter.model.projector.state_dict()[k], v) for k, v in saved.items())
     assert type(adapter.model.lm).__name__ == "PeftModelForCausalLM"
+
+
+def test_a_merged_base_equals_its_adapter_and_takes_a_fresh_one(tmp_path):
+    """`tiny-ltu:base=OUT` merges OUT's LoRA into SmolLM2: the same logits as `ckpt=OUT` (whatever the adapter
+    holds), a plain LM underneath, and a tuning from it names both: base=OUT,ckpt=NEW."""
+    from safetensors.torch import save_file
+
+    from shardkit.models.registry import load_model, with_tuned
+
+    _train_on_bundled_clips(tmp_path, n=4, steps=1)
+    path = tmp_path / "run" / "final" / "adapter" / "adapter_model.safetensors"
+    g = torch.Generator().manual_seed(0)  # an adapter that changes the logits visibly: one step barely moves B
+    state = {k: (0.05 * torch.randn(v.shape, generator=g) if "lora_B" in k else v) for k, v in load_file(path).items()}
+    save_file(state, path)
+    unmerged, merged = (load_model(f"tiny-ltu:{k}={tmp_path / 'run'}").model for k in ("ckpt", "base"))
+    assert type(merged.lm).__name__ == "LlamaForCausalLM"
+    ids = torch.tensor([[1, 504, 2143, 314, 260, 1345, 47]])
+    mask, pos = torch.ones_like(ids), torch.arange(ids.shape[1])[None]
+    a, b = (m(ids, mask, pos, None).logits for m in (unmerged, merged))
+    plain = load_model("tiny-ltu").model(ids, mask, pos, None).logits
+    assert torch.allclose(a, b, atol=1e-4) and not torch.allclose(a, plain, atol=1e-2)
+    assert with_tuned(f"tiny-ltu:base={tmp_path}", "OUT") == f"tiny-ltu:base={tmp_path},ckpt=OUT"
 
 
 if __name__ == "__main__":
