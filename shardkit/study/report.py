@@ -125,7 +125,8 @@ def _diff_auroc(m: dict | None) -> str:
 
 
 def _reference_table(reference: list[dict]) -> list[str]:
-    out = ["| what | seed paper (reference figure, not reproduced) | this run [95% CI] | test |", "|---|---|---|---|"]
+    out = ["| what | seed paper (reference figure, not reproduced) | this run [95% CI] | test | verdict |",
+           "|---|---|---|---|---|"]
     for r in reference:
         test = r.get("test") or {}
         p = f"{test.get('method', '')}: p {_p(test.get('p'))}, Holm {_p(test.get('p_holm'))}" if test else "–"
@@ -137,8 +138,15 @@ def _reference_table(reference: list[dict]) -> list[str]:
             ours = f"{fmt(r.get('a'))} → {fmt(r.get('b'))} (original → FT-Large); Δ {_diff(r.get('ours'))} points"
         else:
             ours = _diff(r.get("ours")) + (" points" if r.get("ours") else "")
-        out.append(f"| {_cell(r['what'])} | {_cell(r['paper'])} | {_cell(ours)} | {_cell(p)} |")
+        out.append(f"| {_cell(r['what'])} | {_cell(r['paper'])} | {_cell(ours)} | {_cell(p)} | "
+                   f"{r.get('verdict', '–')} |")
     return out
+
+
+def findings(reference: list[dict]) -> list[str]:
+    """The paper's claims, one line each: supported / contradicted / undetermined, and why."""
+    return [f"- **{r.get('verdict', 'undetermined')}** — {r['what']} (paper: {r['paper']}): {r.get('why', '')}."
+            for r in reference]
 
 
 def _baselines_table(base: dict) -> list[str]:
@@ -234,6 +242,11 @@ def write_report(out: Path, study: dict) -> None:
              f"SHARD sha256 `{sh['sha256'][:16]}…`, {sh['n_items']:,} items over {sh['n_clips']:,} clips"
              + (f"; evaluated on the first {sh['limit']} items of each task only." if sh.get("limit") else "."), "",
              _scale(study["scale"]), ""]
+    if study.get("reference"):
+        lines += ["## What this study found", "", "Each claim of the seed paper, judged on this run: supported (the "
+                  "paired test passes Holm at 0.05 and the CI lies on the paper's side), contradicted (the same on "
+                  "the other side) or undetermined. Read it with the controls and baselines below.", ""]
+        lines += findings(study["reference"]) + [""]
     base = study.get("baselines") or {}
     warnings = audio_warnings(tests.get("audio") or []) + baseline_warnings(rows, base)
     lines += ["## Read this first: what the controls and baselines already reach", ""]

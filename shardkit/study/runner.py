@@ -307,8 +307,38 @@ def _reference(rows: list[dict], tests: dict, balance: dict) -> list[dict]:
         out.append({"what": what, "paper": paper, "a": _metric(rows, orig, task, key),
                     "b": _metric(rows, ftl, task, key), "ours": t["diffs"].get(key) if t else None,
                     "test": t and t["mcnemar"], "unit": "points"})
+    for r, sign in zip(out, (1, 1, -1, -1, -1), strict=True):
+        r["verdict"], r["why"] = verdict(r["ours"], r["test"], sign)
     if balance:
         fts_row = balance["rows"].get(fts, {})
-        out.append({"what": "best balance of labeling and reasoning ((identity + mean F1) / 2)", "paper": "FT-Small",
-                    "best": balance["best"], "balance": balance["rows"], "vs_ft_small": fts_row.get("best_minus_this")})
+        entry = {"what": "best balance of labeling and reasoning ((identity + mean F1) / 2)", "paper": "FT-Small",
+                 "best": balance["best"], "balance": balance["rows"], "vs_ft_small": fts_row.get("best_minus_this")}
+        others = [v.get("best_minus_this") for n, v in balance["rows"].items() if n != balance["best"]]
+        apart = all(d and d["ci"][0] is not None and d["ci"][0] > 0 for d in others)
+        if balance["best"] == fts and apart:
+            entry["verdict"], entry["why"] = "supported", "FT-Small is best, its CI of the gap to every other above 0"
+        elif balance["best"] != fts and entry["vs_ft_small"] and (entry["vs_ft_small"]["ci"][0] or 0) > 0:
+            entry["verdict"], entry["why"] = "contradicted", f"{balance['best']} beats FT-Small, CI of the gap above 0"
+        else:
+            entry["verdict"], entry["why"] = "undetermined", "the best condition's lead is within its CI"
+        out.append(entry)
     return out
+
+
+def verdict(diff: dict | None, test: dict | None, sign: int, alpha: float = 0.05) -> tuple[str, str]:
+    """A claim of the paper against this run: supported when the paired test passes Holm at `alpha` and the
+    difference's CI lies on the paper's side of 0; contradicted when both hold on the other side; undetermined
+    otherwise, saying how large a difference the design could have found (MDE)."""
+    if not diff or diff.get("value") is None or not test:
+        return "undetermined", "not measured"
+    lo, hi = diff["ci"]
+    p = test.get("p_holm")
+    mde = diff.get("mde")
+    size = f"; the design detects {100 * mde:.1f} points at 80% power" if mde is not None else ""
+    if p is not None and p < alpha and lo is not None and hi is not None:
+        if (lo > 0 if sign > 0 else hi < 0):
+            return "supported", f"{test.get('method', 'paired test')} Holm p {p:.3g}, CI on the paper's side"
+        if (hi < 0 if sign > 0 else lo > 0):
+            return "contradicted", f"{test.get('method', 'paired test')} Holm p {p:.3g}, CI on the other side"
+    ci = "" if lo is None or hi is None else f", CI {100 * lo:.1f} to {100 * hi:.1f} points"
+    return "undetermined", f"Holm p {'–' if p is None else f'{p:.3g}'}{ci}{size}"

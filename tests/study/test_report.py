@@ -76,7 +76,8 @@ def make_study(losses=True) -> dict:
         "reference": [{"what": "synonym F1, zero-shot interleaved − original", "paper": "+17.73 points",
                        "ours": {"value": 0.031, "ci": [-0.02, 0.08]}, "unit": "points",
                        "test": {"method": "McNemar, exact", "p": 0.01234, "p_holm": 0.0247}},
-                      {"what": "hypernym F1", "paper": "+5 points", "ours": None, "unit": "points", "test": None},
+                      {"what": "hypernym F1", "paper": "+5 points", "ours": None, "unit": "points", "test": None,
+                       "verdict": "undetermined", "why": "not measured"},
                       {"what": "identity accuracy, FT-Large", "paper": "48.45% → 28.75%",
                        "a": {"value": 0.134, "ci": [0.06, 0.2]}, "b": {"value": 0.09, "ci": [0.03, 0.15]},
                        "ours": {"value": -0.044, "ci": [-0.1, 0.01]}, "unit": "points",
@@ -156,6 +157,13 @@ def test_reference_and_tests(written):
     assert "| original | eval | `eval-original-00aa` | 3.0 | yes |" in md
     assert "All stages together: 0.7 min." in md
     assert "1234.5 s" in md
+
+
+def test_findings_open_the_report(written):
+    md = (written[0] / "report.md").read_text()
+    assert md.index("## What this study found") < md.index("## Read this first") < md.index("## The paper's table")
+    assert "- **undetermined** — hypernym F1 (paper: +5 points): not measured." in md
+    assert _line(md, "| hypernym F1 |").endswith("| undetermined |")
 
 
 def test_baselines_come_first(written):

@@ -81,3 +81,17 @@ def test_rerun_resume_and_one_branch(micro):
     again = study(preset, out, "--set", "ablations.position=[end]")
     assert ran(again) == ["position=end"]
     assert [r["name"] for r in again["rows"]][6] == "position=end"
+
+
+def test_verdict_needs_the_test_and_the_ci_on_one_side():
+    from shardkit.study.runner import verdict
+
+    test = {"method": "McNemar, exact", "p_holm": 0.01}
+    up = {"value": 0.12, "ci": [0.05, 0.2], "mde": 0.06}
+    assert verdict(up, test, +1)[0] == "supported"
+    assert verdict(up, test, -1)[0] == "contradicted"
+    assert verdict(up, {**test, "p_holm": 0.2}, +1)[0] == "undetermined"  # the CI alone is not the test
+    straddles = {"value": 0.12, "ci": [-0.01, 0.2], "mde": 0.15}
+    v, why = verdict(straddles, test, +1)  # McNemar on accuracy passed, but the F1 CI includes 0
+    assert v == "undetermined" and "15.0 points" in why
+    assert verdict(None, test, +1) == ("undetermined", "not measured")
