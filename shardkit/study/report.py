@@ -187,7 +187,7 @@ def baseline_warnings(rows: list[dict], base: dict) -> list[str]:
             if auc and (auc["ci"][0] is None or auc["ci"][0] <= 0.5):
                 out.append(f"{r['name']}, {task}: AUROC {fmt(auc, pct=False)} does not exceed 0.5 — no better than "
                            f"a coin.")
-            elif f1 and yes.get("value") is not None and _within(f1, yes["value"]):
+            if f1 and yes.get("value") is not None and _within(f1, yes["value"]):
                 out.append(f"{r['name']}, {task}: F1 {fmt(f1)} is within reach of answering always yes "
                            f"({fmt(yes)}).")
         ident = _metric(r, "identity", IDENTITY)
@@ -209,8 +209,9 @@ def audio_warnings(tests: list[dict]) -> list[str]:
         if not dropped:
             what = "AUROC" if "auroc" in d else "identity"
             diff = _diff_auroc(head) if what == "AUROC" else _diff(head) + " points"
-            out.append(f"{t['a']}, {t['task']}: {what} does not drop with {t['b'].split(' · ')[-1]} audio (Δ {diff}, "
-                       f"Holm p {_p(m.get('p_holm'))}): this score is not shown to use the audio.")
+            heard = {"mismatched": "mismatched audio", "silence": "silence"}.get(t["b"].split(" · ")[-1], t["b"])
+            out.append(f"{t['a']}, {t['task']}: {what} is not shown to drop with {heard} (Δ {diff}, Holm p "
+                       f"{_p(m.get('p_holm'))}): this score is not shown to use the audio.")
     return out
 
 

@@ -188,6 +188,10 @@ def test_baseline_warnings():
     assert "synonym: F1" in w[0] and "always yes" in w[0]
     assert "hypernym: AUROC" in w[1] and "coin" in w[1]
     assert "identity" in w[2] and "best constant" in w[2]
+    yes_man = {"name": "FT-Large", "metrics": {"synonym": {"f1": {"value": 0.667, "ci": [0.667, 0.667]},
+                                                           "auroc": {"value": 0.51, "ci": [0.45, 0.56]}}}}
+    w = baseline_warnings([yes_man], base)  # at chance AND answering yes to everything: both are said
+    assert len(w) == 2 and "coin" in w[0] and "always yes" in w[1]
 
 
 def test_audio_warnings_name_every_score_the_wrong_audio_leaves_standing():
@@ -202,8 +206,8 @@ def test_audio_warnings_name_every_score_the_wrong_audio_leaves_standing():
              t("identity", "identity_accuracy_balanced", 0.01, 0.9)]  # rose: not from the audio
     w = audio_warnings(tests)
     assert len(w) == 2
-    assert w[0].startswith("original, hypernym: AUROC does not drop with mismatched audio") and "0.6" in w[0]
-    assert w[1].startswith("original, identity: identity does not drop") and "not shown to use the audio" in w[1]
+    assert w[0].startswith("original, hypernym: AUROC is not shown to drop with mismatched audio") and "0.6" in w[0]
+    assert w[1].startswith("original, identity: identity is not shown to drop") and "not shown to use the audio" in w[1]
 
 
 def test_plots_and_determinism(written):
