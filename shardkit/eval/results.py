@@ -143,7 +143,7 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
             tests.append({"a": a, "b": b, **metrics.as_test(task, r)})
     metrics.apply_holm(tests)
     base = baselines(merged, clip_index, items or {}, constant, **kw)
-    return _clean({
+    return json_safe({
         "config": asdict(cfg), "shard_sha256": meta["sha256"], "versions": provenance,
         "decoding": {"strategy": "greedy", "do_sample": False, "max_new_tokens": cfg.max_new_tokens,
                      "yes_no_threshold": ("none: cloze scores (mean log-probability per token) are ranked, AUROC "
@@ -156,12 +156,12 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
     })
 
 
-def _clean(x):
+def json_safe(x):
     """JSON-safe: NaN → None, numpy scalars → Python numbers, tuples → lists."""
     if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and np.isnan(x):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from shardkit.errors import ShardkitError
 from shardkit.eval.controls import split_condition
+from shardkit.eval.results import json_safe
 from shardkit.eval.store import atomic_write
 from shardkit.study.preset import CONDITIONS, PAPER_SIZES, StudyConfig
 from shardkit.study.stages import Plan, Stage, plan_study
@@ -122,6 +123,7 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None,
         return None
     study = gather(cfg, plan, out)
     study["stages"], study["seconds"] = timings, round(time.perf_counter() - t0, 1)
+    study = json_safe(study)  # strict JSON: an undefined number (NaN) is null
     atomic_write(out / "study.json", json.dumps(study, indent=1, ensure_ascii=False) + "\n")
     write_report(out, study)
     return study
