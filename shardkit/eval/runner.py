@@ -174,16 +174,20 @@ def score_batch(adapter, cfg: EvalConfig, batch: list[tuple[str, str, dict, obje
 # ---------------------------------------------------------------- the run
 
 
-def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str, out: Path | None = None,
-         pool: list[dict] | None = None):
+def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str, out: Path, pool: list[dict]):
     """Every (condition, task) as ordered keys, and the fixed list of batches over all of them. Audio controls
-    hear another clip of `pool` (all of SHARD's items; `controls.mismatched_clips`) or silence (written into `out`)
-    instead of the item's."""
+    hear another clip of `pool` (all of SHARD's items; `controls.mismatched_clips`) or silence (written into
+    `out/controls/`) instead of the item's."""
     style = PromptStyle(cfg.position, cfg.cue)
     words = sorted({i["word"] for its in items.values() for i in its if i["task"] == "identity"})
-    pool = pool if pool is not None else [i for its in items.values() for i in its]
-    heard = {"mismatched": mismatched_clips(pool, cfg.seed) if "mismatched" in cfg.audio_controls else {},
-             "silence": silence_clip(Path(out or ".") / "controls") if "silence" in cfg.audio_controls else None}
+    swaps = mismatched_clips(pool, cfg.seed) if "mismatched" in cfg.audio_controls else {}
+    silence = silence_clip(Path(out) / "controls") if "silence" in cfg.audio_controls else None
+
+    def heard(control: str | None, item: dict) -> dict | None:  # None: the item's own clip
+        if control == "silence":
+            return silence
+        return swaps.get(item["clip"]["id"], {"path": None}) if control == "mismatched" else None
+
     order: dict[tuple[str, str], list[str]] = {}
     batches, unavailable = [], []
     for condition in cfg.conditions:
@@ -193,8 +197,7 @@ def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str, out: Pa
                 continue  # naming the label and asking for it is no control
             jobs = []
             for item in its:
-                clip = heard[control] if control == "silence" else heard["mismatched"].get(item["clip"]["id"], {
-                    "path": None}) if control == "mismatched" else None
+                clip = heard(control, item)
                 req = make_request(item, condition, cfg.scoring, audio_root, style, tuple(words), clip)
                 key = record_key(cfg, condition, item, req.prompt, clip and clip.get("id"))
                 order.setdefault((condition, task), []).append(key)
