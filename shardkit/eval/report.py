@@ -26,6 +26,13 @@ def fmt(m: dict | None, pct: bool = True) -> str:
     return f"{m['value'] * k:.{d}f}{ci}"
 
 
+def fmt_mde(v: float | None, pct: bool = True) -> str:
+    """A minimum detectable difference, in points (or AUROC units); '–' when the design gives none."""
+    if v is None or v != v:
+        return "–"
+    return f"{100 * v:.1f}" if pct else f"{v:.2f}"
+
+
 IDENTITY_COLUMNS = (("identity_accuracy_balanced", "identity (strict, class-balanced)"),
                     ("identity_accuracy", "identity (strict)"), ("identity_accuracy_lenient", "identity (lenient)"))
 
@@ -56,10 +63,9 @@ def baselines_table(results: dict) -> str:
             m = b.get(f"candidate_{name}", {}).get("auroc")
             rows.append(f"| {task} | candidate {name} | {what} | AUROC {fmt(m, pct=False)} |")
         for cond, v in (b.get("vs_candidate_prior") or {}).items():
-            mde = "–" if v.get("mde") is None else f"{v['mde']:.2f}"
             rows.append(f"| {task} | {cond} − candidate prior | the model, paired on the same items | ΔAUROC "
                         f"{fmt({'value': v['diff'], 'ci': v['ci']}, pct=False)}, bootstrap p {_p(v['p'])}, "
-                        f"MDE {mde} |")
+                        f"MDE {fmt_mde(v.get('mde'), pct=False)} |")
     c = (base.get("identity") or {}).get("best_constant")
     if c and c.get("answer") is not None:
         rows.append(f"| identity | best constant answer (\"{c['answer']}\", of {c['n_tried']} tried) | nothing | "
@@ -75,12 +81,11 @@ def tests_table(results: dict) -> str:
         m = t["mcnemar"]
         acc = d.get("accuracy") or d.get("identity_accuracy_balanced") or d.get("identity_accuracy")
         auroc = d.get("auroc")
-        mde = f" ({auroc['mde']:.2f})" if auroc and auroc.get("mde") is not None else ""
-        mde_acc = m.get("mde_accuracy")
+        mde = f" ({fmt_mde(auroc.get('mde'), pct=False)})" if auroc else ""
         rows.append(f"| {t['task']} | {t['a']} → {t['b']} | {fmt(d.get('f1'))} | {fmt(acc)} | "
                     f"{fmt(auroc, pct=False)}{mde} | {m.get('method', 'McNemar')} | {_p(m.get('p'))} | "
                     f"{_p(m.get('p_holm'))} | {_n(m.get('right_to_wrong'))} | {_n(m.get('wrong_to_right'))} | "
-                    f"{'–' if mde_acc is None else f'{100 * mde_acc:.1f}'} |")
+                    f"{fmt_mde(m.get('mde_accuracy'))} |")
     return "\n".join(rows)
 
 

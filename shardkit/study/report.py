@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shardkit.eval.report import fmt
+from shardkit.eval.report import fmt, fmt_mde
 from shardkit.eval.store import atomic_write
 
 log = logging.getLogger(__name__)
@@ -99,20 +99,14 @@ def _tests_table(tests: list[dict]) -> list[str]:
         out.append(f"| {t['task']} | {_cell(t['a'])} → {_cell(t['b'])} | {_diff(head)}{_mde(head)} | "
                    f"{_diff_auroc(d.get('auroc'))}{_mde(d.get('auroc'), pct=False)} | {m.get('method', 'McNemar')} | "
                    f"{_p(m.get('p'))} | {_p(m.get('p_holm'))} | {_na(m.get('right_to_wrong'))} | "
-                   f"{_na(m.get('wrong_to_right'))} | {_mde_value(m.get('mde_accuracy'))} |")
+                   f"{_na(m.get('wrong_to_right'))} | {fmt_mde(m.get('mde_accuracy'))} |")
     return out
 
 
 def _mde(m: dict | None, pct: bool = True) -> str:
     """" (MDE x)": the smallest true difference this design finds with 80% power at α 0.05."""
     v = (m or {}).get("mde")
-    return "" if v is None else f" (MDE {_mde_value(v, pct)})"
-
-
-def _mde_value(v: float | None, pct: bool = True) -> str:
-    if v is None or v != v:
-        return "–"
-    return f"{100 * v:.1f}" if pct else f"{v:.2f}"
+    return "" if v is None else f" (MDE {fmt_mde(v, pct)})"
 
 
 def _na(x) -> str:
