@@ -49,3 +49,14 @@ def test_train_step_smallest(tmp_path):
 def test_make_data_smallest(tmp_path):
     result = run_module("make_data", tmp_path, "--size", "200")
     assert result["seconds"] > 0 and result["peak_rss_mb"] > 50 and result["disk_mb"] > 0
+
+
+def test_ceilings_smallest(tmp_path):
+    """The bundled animals are single recordings, all in the test split: no tuned tiny-ltu can name them."""
+    result = run_module("ceilings", tmp_path, "--n-train", "64", "--layers", "20")
+    ident = result["identity"]
+    assert ident["covered"] < ident["items"] and "Dog" in ident["classes_without_train_clip"]
+    assert 0 < ident["best_constant_strict"] < ident["covered"] / ident["items"]
+    probe = ident["probe_l2=0.01"]
+    assert 0 <= probe["strict_balanced"] <= ident["covered_balanced"]  # a probe names only classes it was fitted on
+    assert set(result["reasoning"]) == {"train_questions", "subjects", "synonym/layer20", "hypernym/layer20"}

@@ -18,6 +18,21 @@ def test_shipped_presets():
     assert paper.tuning["train"]["lora_r"] == 8 and paper.tuning["train"]["lora_alpha"] == 16
 
 
+def test_reasoning_preset_is_the_demo_with_an_instruct_base():
+    """cpu-reasoning changes nothing of cpu-demo but the instruct stage, whose recipe is what made SmolLM2 answer
+    (README): every linear layer, the answer's loss only, one epoch of 300 steps, prepended audio."""
+    from shardkit.train.trainer import load_config
+
+    demo, reasoning = load_preset("cpu-demo"), load_preset("cpu-reasoning")
+    assert demo.instruct is None and reasoning.instruct is not None
+    assert {k: v for k, v in vars(reasoning).items() if k not in ("name", "description", "instruct")} == \
+        {k: v for k, v in vars(demo).items() if k not in ("name", "description", "instruct")}
+    train = load_config(overrides={"model": "tiny-ltu", "data": "x", **reasoning.instruct["train"]})
+    assert not train.train_on_prompt and len(train.lora_targets) == 7
+    data = reasoning.instruct["data"]
+    assert data["placement"] == "prepended" and data["size"] // train.batch_size == 300
+
+
 def test_paper_preset_needs_the_model():
     with pytest.raises(ShardkitError, match=r"preset ltu-paper: model: give the base model spec"):
         load_preset("ltu-paper")
