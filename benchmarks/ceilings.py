@@ -174,7 +174,8 @@ def main() -> None:
     reason = reasoning_ceiling(items, args.n_train, args.seed, tuple(int(x) for x in args.layers.split(",")))
     table("identity (strict: the gold class or one below it)", ["measure", "value"],
           [["items", ident["items"]], ["covered by a train-split class", ident["covered"]],
-           ["covered, class-balanced", ident["covered_balanced"]], ["best constant", ident["best_constant_strict"]],
+           ["covered, class-balanced", ident["covered_balanced"]],
+           ["best constant (most frequent gold class)", ident["best_constant_strict"]],
            *[[f"YAMNet linear probe {k[6:]} {m}", v[m]] for k, v in ident.items() if k.startswith("probe")
              for m in v]])
     table("reasoning: SmolLM2 hidden-state probe on SHARD's text-control questions", ["task/layer", "SHARD AUROC",
