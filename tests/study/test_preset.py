@@ -19,8 +19,8 @@ def test_shipped_presets():
 
 
 def test_reasoning_preset_is_the_demo_with_an_instruct_base():
-    """cpu-reasoning changes nothing of cpu-demo but the instruct stage, whose recipe is what made SmolLM2 answer
-    (README): every linear layer, the answer's loss only, one epoch of 300 steps, prepended audio."""
+    """cpu-reasoning changes nothing of cpu-demo but the instruct stage, with the recipe under which SmolLM2 learnt
+    to answer held-out relation questions: every linear layer, the answer's loss only, 300 steps, prepended audio."""
     from shardkit.train.trainer import load_config
 
     demo, reasoning = load_preset("cpu-demo"), load_preset("cpu-reasoning")
