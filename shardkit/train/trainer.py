@@ -307,7 +307,8 @@ class TrainStep(nn.Module):
         self.model, self.encode = model, encode
 
     def forward(self, input_ids, attention_mask, position_ids, labels, audio_in=None) -> torch.Tensor:
-        """Sum of next-token cross-entropies; a target right after padding is not counted.
+        """Sum of next-token cross-entropies; a target right after padding is not counted, and the LM head runs only
+        at positions whose target counts (the same sum as full logits, without their memory).
 
         Shapes: input_ids, attention_mask, position_ids, labels [b, s]; audio_in [n, ...] encoder input
         (trained encoder) or [n, n_a, d_enc] encoder output (frozen) → scalar.
@@ -316,10 +317,12 @@ class TrainStep(nn.Module):
         if audio_in is not None:
             tokens = self.model.encoder(audio_in) if self.encode else audio_in  # [n, n_a, d_enc]
             audio = self.model.projector(tokens.float())  # [n, n_a, d]; trained weights are float32
-        logits = self.model(input_ids, attention_mask, position_ids, audio).logits  # [b, s, vocab]
         target = labels[:, 1:].masked_fill(attention_mask[:, :-1] == 0, IGNORE)  # [b, s - 1]
-        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE,
-                               reduction="sum")
+        counted = target != IGNORE
+        # the vocabulary-sized logits only where a target counts (on the answer alone, a few per sample)
+        keep = F.pad(counted, (0, 1))  # [b, s]: position t predicts token t + 1
+        logits = self.model(input_ids, attention_mask, position_ids, audio, logits_to_keep=keep).logits
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target[counted], reduction="sum")
         if audio is None:  # keep the projector in the graph: DDP expects a gradient for every trained weight
             loss = loss + 0.0 * sum(p.sum() for p in self.model.projector.parameters())
         return loss

@@ -180,6 +180,42 @@ def test_cli_reports_a_bad_key_before_loading_anything(tmp_path, capsys):
 # ---------------------------------------------------------------- training
 
 
+def test_loss_on_kept_positions_equals_the_full_logits_loss():
+    """The LM head runs only where a target counts; the summed loss and every gradient match full logits."""
+    import torch.nn.functional as F
+
+    from shardkit.models.prompts import IGNORE
+    from shardkit.train.trainer import TrainStep
+
+    register_tiny()
+    model = build_tiny({}, "cpu", torch.float32).model
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, model.lm.config.vocab_size, (3, 12), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 9:] = 0  # right padding
+    mask[2, 6:] = 0
+    labels = ids.masked_fill(mask == 0, IGNORE)
+    labels[0, :7], labels[1, :4] = IGNORE, IGNORE  # answer-only on two rows, every token on the third
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+
+    def grads(loss):
+        model.zero_grad()
+        loss.backward()
+        return {n: p.grad.clone() for n, p in model.lm.named_parameters() if p.grad is not None}
+
+    kept = TrainStep(model, encode=False)(ids, mask, pos, labels)
+    got = grads(kept)
+    logits = model(ids, mask, pos).logits
+    target = labels[:, 1:].masked_fill(mask[:, :-1] == 0, IGNORE)
+    full = F.cross_entropy(logits[:, :-1].flatten(0, 1), target.flatten(), ignore_index=IGNORE, reduction="sum")
+    want = grads(full)
+    assert int((target != IGNORE).sum()) == 5 + 5 + 5  # of 33: the head runs at these alone
+    torch.testing.assert_close(kept, full, rtol=1e-6, atol=1e-5)
+    assert got.keys() == want.keys()
+    for n in want:
+        torch.testing.assert_close(got[n], want[n], rtol=1e-5, atol=1e-6)
+
+
 def test_a_few_steps_lower_the_loss_and_write_logs(data, tmp_path):
     out = tmp_path / "run"
     summary = train(cfg(data, max_steps=16, save_every=8, lr=3e-2), out)
