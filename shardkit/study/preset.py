@@ -41,6 +41,8 @@ class StudyConfig:
     device: str = "cpu"
     dtype: str = "float32"  # bfloat16 on a GPU
     seed: int = 0  # instruction data, tuning and bootstrap; SHARD has its own in shard.seed
+    train_seeds: tuple[int, ...] = ()  # every tuning (stage 0 included) once per seed, the first as `seed`'s run;
+    # the report gives the between-seed spread and counts a verdict only where every seed agrees. () = (seed,)
     note: str = ""  # why this preset's scale differs from the paper's, for the report
     shard: dict = field(default_factory=dict)  # `shardkit build` options (+ manifest, audio_root)
     eval: dict = field(default_factory=dict)  # `shardkit eval` options shared by every condition
@@ -48,6 +50,11 @@ class StudyConfig:
     instruct: dict | None = None  # {data, train}: prepended audio questions and text relations, merged into the base
     tuning: dict = field(default_factory=dict)  # {small, large, data, train}: FT-Small and FT-Large
     ablations: Ablations = Ablations()
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Training seeds, the first being the run the report's tables show."""
+        return self.train_seeds or (self.seed,)
 
     @property
     def small(self) -> int:
@@ -113,7 +120,7 @@ def load_preset(name_or_path: str, overrides: dict | None = None) -> StudyConfig
         raise ShardkitError(f"preset {name_or_path}: " + "; ".join(problems))
     ab = values.get("ablations") or {}
     ablations = Ablations(**{k: tuple(v) if isinstance(v, list) else v for k, v in ab.items()})
-    return StudyConfig(**{**values, "ablations": ablations})
+    return StudyConfig(**{**values, "ablations": ablations, "train_seeds": tuple(values.get("train_seeds") or ())})
 
 
 def _unknown(where: str, keys, known) -> list[str]:
@@ -152,6 +159,10 @@ def validate(values: dict) -> list[str]:
         problems.append("model: give the base model spec, e.g. --set model=ltu:ckpt=PATH,llm=DIR")
     else:
         _check(problems, "model", lambda: parse_spec(str(values["model"])))
+    seeds = values.get("train_seeds") or []
+    if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds) \
+            or len(set(seeds)) != len(seeds):
+        problems.append(f"train_seeds={seeds!r}: a list of distinct integers, e.g. [0, 1, 2]")
     if values.get("device", "cpu") != "cpu" and not str(values.get("device")).startswith("cuda"):
         problems.append(f"device={values['device']!r}: must be cpu or cuda[:N]")
 

@@ -209,6 +209,60 @@ def audio_warnings(tests: list[dict]) -> list[str]:
     return out
 
 
+def _value(v: float | None, pct: bool) -> str:
+    return "–" if v is None else f"{100 * v:.1f}" if pct else f"{v:.2f}"
+
+
+def seeds_section(study: dict) -> list[str]:
+    """Each condition's headline in every training seed beside the first seed's CI, each claim's verdict per seed,
+    and each audio-control test per seed: what holds across training runs, not only across clips."""
+    sd = study.get("seeds")
+    if not sd:
+        return []
+    first, more = sd["train"][0], sd["more"]
+    heads = [f"seed {s}" for s in sd["train"]]
+    out = ["## Across training seeds", "", f"Every tuning (stage 0 included) ran once per training seed "
+           f"({', '.join(map(str, sd['train']))}); data, SHARD and evaluation are the same in each. The tables above "
+           f"are seed {first}'s. Below, each condition's headline in every seed: the between-seed SD beside the first "
+           "seed's clip-bootstrap CI. A verdict in \"What this study found\" stands only where every seed reaches it.",
+           "", "| row | metric | " + " | ".join([f"{heads[0]} [95% CI]", *heads[1:]]) + " | between-seed SD |",
+           "|---|---|" + "---|" * (len(heads) + 1)]
+    rows = {r["name"]: r for r in study["rows"]}
+    for name, cells in sd["spread"].items():
+        for key, c in cells.items():
+            task, metric = key.split(" ", 1)
+            pct = metric != "auroc"
+            label = {"f1": "F1", "auroc": "AUROC", "identity_accuracy_balanced": "strict, balanced",
+                     "identity_accuracy": "strict"}[metric]
+            ci = fmt(_metric(rows[name], task, metric), pct=pct)
+            vals = [ci, *(_value(v, pct) for v in c["values"][1:])]
+            sd_text = f"{100 * c['sd']:.1f} points" if pct else f"{c['sd']:.3f}"
+            out.append(f"| {_cell(name)} | {task} {label} | " + " | ".join(vals) + f" | {sd_text} |")
+    out += ["", "| claim | " + " | ".join(heads) + " | verdict |", "|---|" + "---|" * (len(heads) + 1)]
+    for r in study.get("reference") or []:
+        by = r.get("by_seed") or {}
+        out.append(f"| {_cell(r['what'])} | " + " | ".join(by.get(str(s), "–") for s in sd["train"])
+                   + f" | {r.get('verdict', '–')} |")
+    audio = [(t["a"], t["b"], t["task"]) for t in (study.get("tests") or {}).get("audio") or []]
+    if audio:
+        out += ["", "Does the model use the audio, per seed (B − A: AUROC for yes/no, strict balanced identity in "
+                "points; Holm p within each seed's audio table):", "",
+                "| A → B | task | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
+        per_seed = [(study.get("tests") or {}).get("audio") or [], *((more[str(s)]["tests"].get("audio") or [])
+                                                                  for s in sd["train"][1:])]
+        for a, b, task in audio:
+            cells = []
+            for tests in per_seed:
+                t = next((x for x in tests if x["a"] == a and x["b"] == b and x["task"] == task), None)
+                d = (t or {}).get("diffs") or {}
+                head = d.get("auroc") or d.get(IDENTITY)
+                cells.append("–" if not head or head.get("value") is None else
+                             f"{_diff_auroc(head) if 'auroc' in d else _diff(head)} "
+                             f"(Holm p {_p((t.get('mcnemar') or {}).get('p_holm'))})")
+            out.append(f"| {_cell(a)} → {_cell(b)} | {task} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 HOW_TO_READ = (
     "**How to read this.** Figures are percentages with 95% confidence intervals from a clip-clustered bootstrap "
     "(items of one clip are resampled together). Differences are B − A in percentage points. Yes/no claims are "
@@ -249,6 +303,7 @@ def write_report(out: Path, study: dict) -> None:
     lines += ["", "Baselines on the same items, with no model and no audio:", ""] + _baselines_table(base) + [""]
     lines += ["## The paper's table", ""]
     lines += _metrics_table([r for r in rows if r["group"] == "condition"], extra=False) + [""]
+    lines += seeds_section(study)
     others = [r for r in rows if r["group"] != "condition"]
     if others:
         lines += ["## Ablations and controls", ""] + _metrics_table(others, extra=True) + [""]

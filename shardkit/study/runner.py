@@ -145,20 +145,24 @@ def _check_run(out: Path, cfg: StudyConfig, rank: int) -> None:
 
 
 def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
-    """Every number the report shows, from the finished stages: rows, paired tests, reference, losses, scale."""
+    """Every number the report shows, from the finished stages: rows, paired tests, reference, losses, scale, and
+    (with several training seeds) each further seed's conditions, the spread between seeds and seed-checked
+    verdicts."""
     from shardkit.eval.compare import load_run
 
-    runs = {sid: load_run(stage_dir(out, sid)) for sid in {r.eval for r in plan.rows}}
+    every = plan.rows + [r for rows in plan.replicates.values() for r in rows]
+    runs = {sid: load_run(stage_dir(out, sid)) for sid in {r.eval for r in every}}
     scoring = cfg.eval.get("scoring", "yesno")
-    rows, records = [], {}
-    for r in plan.rows:
-        results, merged = runs[r.eval]
-        records[r.name] = {task: merged[(r.condition, task)] for task in ("synonym", "hypernym", "identity")
-                           if (r.condition, task) in merged}
-        pr = {t: {"gold": [x["gold"] == "yes" for x in recs], "score": [x["score"] for x in recs]}
-              for t, recs in records[r.name].items() if t in YESNO and any(x["score"] is not None for x in recs)}
-        rows.append({**asdict(r), "metrics": results["metrics"][r.condition], "pr": pr})
-    tests = _tests(cfg, plan, records)
+    rows, records = _rows(plan.rows, runs)
+    tests = _tests(cfg, plan.rows, records)
+    conditions = [r.name for r in plan.rows if r.group == "condition"]
+    reference = _reference(rows, tests, _balance(cfg, records, conditions))
+    seeds = {}
+    for seed, reps in plan.replicates.items():
+        r_rows, r_records = _rows(reps, runs)
+        r_tests = _tests(cfg, reps, r_records)
+        seeds[str(seed)] = {"rows": [{"name": r["name"], "metrics": r["metrics"]} for r in r_rows], "tests": r_tests,
+                       "reference": _reference(r_rows, r_tests, _balance(cfg, r_records, conditions))}
     shard_id = next(sid for sid, st in plan.stages.items() if st.kind == "shard")
     shard_meta = json.loads((stage_dir(out, shard_id) / "meta.json").read_text())
     tuning = _train_config(cfg.tuning)
@@ -174,10 +178,65 @@ def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
                   "lr": tuning.lr, "lora_r": tuning.lora_r, "lora_alpha": tuning.lora_alpha,
                   "note": " ".join(cfg.note.split())},
         "rows": rows, "tests": tests, "baselines": runs[plan.rows[0].eval][0].get("baselines") or {},
-        "reference": _reference(rows, tests, _balance(cfg, records, [r.name for r in plan.rows
-                                                                      if r.group == "condition"])),
+        "reference": across_seeds(reference, {s: v["reference"] for s, v in seeds.items()}, cfg.seeds[0]),
+        "seeds": {"train": list(cfg.seeds), "more": seeds, "spread": spread(rows, seeds)} if seeds else None,
         "losses": losses,
     }
+
+
+def _rows(plan_rows: list, runs: dict) -> tuple[list[dict], dict]:
+    """Report rows (metrics and precision–recall inputs) and per-row records by task, from finished eval runs."""
+    rows, records = [], {}
+    for r in plan_rows:
+        results, merged = runs[r.eval]
+        records[r.name] = {task: merged[(r.condition, task)] for task in ("synonym", "hypernym", "identity")
+                           if (r.condition, task) in merged}
+        pr = {t: {"gold": [x["gold"] == "yes" for x in recs], "score": [x["score"] for x in recs]}
+              for t, recs in records[r.name].items() if t in YESNO and any(x["score"] is not None for x in recs)}
+        rows.append({**asdict(r), "metrics": results["metrics"][r.condition], "pr": pr})
+    return rows, records
+
+
+SPREAD = (("synonym", "f1"), ("hypernym", "f1"), ("synonym", "auroc"), ("hypernym", "auroc"),
+          ("identity", "identity_accuracy_balanced"), ("identity", "identity_accuracy"))
+
+
+def spread(rows: list[dict], more: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    """Row name → "task metric" → the value in each training seed (first seed first), their range and SD."""
+    import numpy as np
+
+    out = {}
+    for r in rows:
+        others = [next((x for x in m["rows"] if x["name"] == r["name"]), None) for m in more.values()]
+        if any(o is None for o in others):
+            continue  # an ablation: first seed only
+        cells = {}
+        for task, key in SPREAD:
+            vals = [((x["metrics"].get(task) or {}).get(key) or {}).get("value") for x in (r, *others)]
+            if all(v is not None for v in vals):
+                cells[f"{task} {key}"] = {"values": vals, "min": min(vals), "max": max(vals),
+                                          "sd": float(np.std(vals, ddof=1))}
+        out[r["name"]] = cells
+    return out
+
+
+def across_seeds(reference: list[dict], more: dict[str, list[dict]], first: int) -> list[dict]:
+    """The first seed's verdicts, each kept only if every further training seed reaches the same one; otherwise
+    undetermined, naming each seed's verdict."""
+    if not more:
+        return reference
+    out = []
+    for k, r in enumerate(reference):
+        by_seed = {str(first): r.get("verdict", "undetermined"),
+                   **{s: ref[k].get("verdict", "undetermined") for s, ref in more.items()}}
+        listed = ", ".join(f"seed {s} {v}" for s, v in by_seed.items())
+        if len(set(by_seed.values())) == 1:
+            r = {**r, "why": f"{r.get('why', '')}; the same in every training seed ({listed})"}
+        else:
+            r = {**r, "verdict": "undetermined", "why": f"the training seeds disagree ({listed}); first seed: "
+                                                        f"{r.get('why', '')}"}
+        out.append({**r, "by_seed": by_seed})
+    return out
 
 
 def _train_config(section: dict):
@@ -194,7 +253,7 @@ def _losses(name: str, folder: Path) -> dict:
             "log": rows}
 
 
-def _tests(cfg: StudyConfig, plan: Plan, records: dict) -> dict[str, list[dict]]:
+def _tests(cfg: StudyConfig, rows: list, records: dict) -> dict[str, list[dict]]:
     """Paired tests in three families, each Holm-corrected on its own: the paper's claims (original against zero-shot
     interleaved, FT-Small and FT-Large, on synonym, hypernym and identity), the audio controls (each condition
     against itself over mismatched audio or silence, yes/no tested on AUROC, free of the yes/no bias) and each
@@ -223,12 +282,12 @@ def _tests(cfg: StudyConfig, plan: Plan, records: dict) -> dict[str, list[dict]]
 
     all_tasks = ("synonym", "hypernym", "identity")
     original = CONDITIONS["original"]
-    conditions = [r.name for r in plan.rows if r.group == "condition"]
-    audio = [r for r in plan.rows if split_condition(r.condition)[1]]
+    conditions = [r.name for r in rows if r.group == "condition"]
+    audio = [r for r in rows if split_condition(r.condition)[1]]
     return {
         "claims": family([(original, c) for c in conditions if c != original], all_tasks),
         "audio": family([(r.base, r.name) for r in audio], all_tasks, on_auroc=True),
-        "ablations": family([(r.base, r.name) for r in plan.rows if r.group != "condition" and r not in audio],
+        "ablations": family([(r.base, r.name) for r in rows if r.group != "condition" and r not in audio],
                             all_tasks),
     }
 

@@ -46,8 +46,9 @@ class Row:
 @dataclass
 class Plan:
     stages: dict[str, Stage] = field(default_factory=dict)  # id -> stage, in run order (inputs first)
-    rows: list[Row] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)  # the first training seed's: every table of the report
     tunings: dict[str, str] = field(default_factory=dict)  # report name -> train stage id (loss curves)
+    replicates: dict[int, list[Row]] = field(default_factory=dict)  # further training seed -> its condition rows
 
     def add(self, stage: Stage) -> str:
         self.stages.setdefault(stage.id, stage)
@@ -65,7 +66,9 @@ def _replay_mix(mix: dict, share: float) -> dict:
 
 
 def plan_study(cfg: StudyConfig) -> Plan:
-    """Every stage the preset asks for, deduplicated, in an order that runs each after its inputs."""
+    """Every stage the preset asks for, deduplicated, in an order that runs each after its inputs: the first
+    training seed's whole study (conditions, controls, ablations), then each further seed's tunings and conditions.
+    Data, SHARD and evaluation keep `cfg.seed`; only training varies between seeds."""
     p = Plan()
     run = {"device": cfg.device, "dtype": cfg.dtype}
     shard = p.add(Stage("shard", "SHARD", dict(cfg.shard)))
@@ -77,37 +80,28 @@ def plan_study(cfg: StudyConfig) -> Plan:
             d["mix"] = mix
         return p.add(Stage("data", name, d))
 
-    instruct = None  # the instruct stage, merged into the model every later stage starts from
-
-    def merged() -> dict:
-        return {"base": instruct} if instruct else {}
-
-    def train(name: str, section: dict, data_id: str, start: str | None, **extra) -> str:
-        t = {"seed": cfg.seed, **(section.get("train") or {}), **extra}
+    def train(name: str, section: dict, data_id: str, start: str | None, base: str | None, seed: int,
+              **extra) -> str:
+        t = {"seed": seed, **(section.get("train") or {}), **extra}
         return p.add(Stage("train", name, {"train": t, "model": cfg.model, **run,
-                                           "inputs": {"data": data_id, "start": start, **merged()}}))
+                                           "inputs": {"data": data_id, "start": start,
+                                                      **({"base": base} if base else {})}}))
 
-    def evaluate(name: str, model: str | None, placements: list[str], control: bool = False,
+    def evaluate(name: str, model: str | None, base: str | None, placements: list[str], control: bool = False,
                  audio_controls: tuple[str, ...] = (), **variant) -> str:
         e = {"seed": cfg.seed, **cfg.eval, "placements": placements, "control": control,
              "audio_controls": list(audio_controls), **variant}
         return p.add(Stage("eval", name, {"eval": e, "model": cfg.model, **run,
-                                          "inputs": {"shard": shard, "model": model, **merged()}}))
+                                          "inputs": {"shard": shard, "model": model,
+                                                     **({"base": base} if base else {})}}))
 
-    start = None
-    if cfg.stage0:
-        size = (cfg.stage0.get("data") or {}).get("size", 40_000)  # DataConfig's default
-        start = p.tunings["stage 0"] = train("stage 0", cfg.stage0, data("stage 0", cfg.stage0, size), None)
-    if cfg.instruct:  # LTU's instruction tuning, prepended: the base learns to answer before placement is compared
-        size = (cfg.instruct.get("data") or {}).get("size", 40_000)
-        instruct = p.tunings["instruct"] = train("instruct", cfg.instruct, data("instruct", cfg.instruct, size),
-                                                 start)
-        start = None  # the merged base holds the projector
     tunings = {"ft-small": cfg.small, "ft-large": cfg.large}
-    data_ids = {k: data(CONDITIONS[k], cfg.tuning, n) for k, n in tunings.items()}
-    model = {"original": start, "zero-shot": start}
-    for key in tunings:
-        model[key] = p.tunings[CONDITIONS[key]] = train(CONDITIONS[key], cfg.tuning, data_ids[key], start)
+    data_ids = {}
+    if cfg.stage0:
+        data_ids["stage 0"] = data("stage 0", cfg.stage0, (cfg.stage0.get("data") or {}).get("size", 40_000))
+    if cfg.instruct:
+        data_ids["instruct"] = data("instruct", cfg.instruct, (cfg.instruct.get("data") or {}).get("size", 40_000))
+    data_ids |= {CONDITIONS[k]: data(CONDITIONS[k], cfg.tuning, n) for k, n in tunings.items()}
     placement = {"original": "prepended", "zero-shot": "interleaved", "ft-small": "interleaved",
                  "ft-large": "interleaved"}
     described = {"original": "audio prepended, LTU's way", "zero-shot": "same weights, audio at the <audio> marker",
@@ -115,42 +109,67 @@ def plan_study(cfg: StudyConfig) -> Plan:
                  "ft-large": f"interleaved LoRA tuning on {cfg.large:,} samples"}
     ab, ev = cfg.ablations, cfg.eval
     heard = {"mismatched": "a clip of another class", "silence": "10 s of silence"}
-    audio_rows = []
-    for key, name in CONDITIONS.items():
-        controls = AUDIO_CONTROLS if key in ab.audio_control else ()
-        e = evaluate(name, model[key], [placement[key]], audio_controls=controls)
-        p.rows.append(Row(name, "condition", None, described[key], e, placement[key]))
-        audio_rows += [Row(f"{name} · {c}", "control", name, f"{name}, the questions asked over {heard[c]}", e,
-                           control_condition(placement[key], c)) for c in controls]  # same run, same model
-    p.rows += audio_rows
 
-    on, base = ab.condition, CONDITIONS[ab.condition]
+    def replicate(seed: int, tag: str) -> tuple[list[Row], dict, str | None, str | None]:
+        """One training seed's tunings and the four conditions (with their audio and text controls): (rows,
+        model per condition, stage-0 start, instruct base)."""
+        def tune(name: str, section: dict, start: str | None, base: str | None) -> str:
+            p.tunings[name + tag] = train(name + tag, section, data_ids[name], start, base, seed)
+            return p.tunings[name + tag]
+
+        start = base = None  # base: the instruct stage, merged into the model every later stage starts from
+        if cfg.stage0:
+            start = tune("stage 0", cfg.stage0, None, None)
+        if cfg.instruct:  # LTU's instruction tuning, prepended: the base learns to answer before placement matters
+            base, start = tune("instruct", cfg.instruct, start, None), None  # the merged base holds the projector
+        model = {"original": start, "zero-shot": start}
+        for key in tunings:
+            model[key] = tune(CONDITIONS[key], cfg.tuning, start, base)
+        rows, audio_rows = [], []
+        for key, name in CONDITIONS.items():
+            controls = AUDIO_CONTROLS if key in ab.audio_control else ()
+            e = evaluate(name + tag, model[key], base, [placement[key]], audio_controls=controls)
+            rows.append(Row(name, "condition", None, described[key], e, placement[key]))
+            audio_rows += [Row(f"{name} · {c}", "control", name, f"{name}, the questions asked over {heard[c]}", e,
+                               control_condition(placement[key], c)) for c in controls]  # same run, same model
+        rows += audio_rows
+        for key in ab.control:
+            name = f"control ({CONDITIONS[key]})"
+            rows.append(Row(name, "control", CONDITIONS[key], f"{CONDITIONS[key]} model, the label in words "
+                                                              f"instead of audio",
+                            evaluate(name + tag, model[key], base, [], control=True), "text"))
+        return rows, model, start, base
+
+    first, *more = cfg.seeds
+    rows, model, start, base = replicate(first, "")
+    p.rows += [r for r in rows if r.group != "control" or not r.name.startswith("control (")]
+    texts = [r for r in rows if r.name.startswith("control (")]
+
+    on, cond = ab.condition, CONDITIONS[ab.condition]
     for pos in ab.position:
         if pos != ev.get("position", "middle"):
-            e = evaluate(f"position={pos}", model[on], ["interleaved"], position=pos)
-            p.rows.append(Row(f"position={pos}", "ablation", base, f"{base}, marker at the {pos} of the question",
+            e = evaluate(f"position={pos}", model[on], base, ["interleaved"], position=pos)
+            p.rows.append(Row(f"position={pos}", "ablation", cond, f"{cond}, marker at the {pos} of the question",
                               e, "interleaved"))
     if ab.cue:
         cue = not ev.get("cue", True)
         name = "cue" if cue else "no cue"
-        e = evaluate(name, model[on], ["interleaved"], cue=cue)
-        p.rows.append(Row(name, "ablation", base, f"{base}, question {'names' if cue else 'does not name'} the "
+        e = evaluate(name, model[on], base, ["interleaved"], cue=cue)
+        p.rows.append(Row(name, "ablation", cond, f"{cond}, question {'names' if cue else 'does not name'} the "
                                                   f"modality", e, "interleaved"))
     section = cfg.tuning
     for share in ab.replay:
         name = f"replay={share:g}"
         d = data(name, section, tunings[on], mix=_replay_mix((section.get("data") or {}).get("mix"), share))
-        t = p.tunings[name] = train(name, section, d, start)
-        p.rows.append(Row(name, "ablation", base, f"{base} tuned with {share:.0%} replay of prepended prompts",
-                          evaluate(name, t, ["interleaved"]), "interleaved"))
+        t = p.tunings[name] = train(name, section, d, start, base, first)
+        p.rows.append(Row(name, "ablation", cond, f"{cond} tuned with {share:.0%} replay of prepended prompts",
+                          evaluate(name, t, base, ["interleaved"]), "interleaved"))
     for r in ab.lora_rank:
         name = f"LoRA r={r}"
-        t = p.tunings[name] = train(name, section, data_ids[on], start, lora_r=r, lora_alpha=2 * r)
-        p.rows.append(Row(name, "ablation", base, f"{base} with LoRA rank {r}, alpha {2 * r}",
-                          evaluate(name, t, ["interleaved"]), "interleaved"))
-    for key in ab.control:
-        name = f"control ({CONDITIONS[key]})"
-        e = evaluate(name, model[key], [], control=True)
-        p.rows.append(Row(name, "control", CONDITIONS[key], f"{CONDITIONS[key]} model, the label in words instead "
-                                                            f"of audio", e, "text"))
+        t = p.tunings[name] = train(name, section, data_ids[cond], start, base, first, lora_r=r, lora_alpha=2 * r)
+        p.rows.append(Row(name, "ablation", cond, f"{cond} with LoRA rank {r}, alpha {2 * r}",
+                          evaluate(name, t, base, ["interleaved"]), "interleaved"))
+    p.rows += texts
+    for seed in more:
+        p.replicates[seed] = replicate(seed, f" · seed {seed}")[0]
     return p

@@ -40,14 +40,14 @@ def test_paper_preset_needs_the_model():
 
 def test_every_problem_at_once():
     bad = {"tuning": {"smal": 3, "train": {"lora_rr": 3, "model": "x"}}, "eval": {"scoring": "foo", "shard": "s"},
-           "ablations": {"condition": "ft", "positon": ["start"]}, "shard": {"per_task": 0}}
+           "ablations": {"condition": "ft", "positon": ["start"]}, "shard": {"per_task": 0}, "train_seeds": [0, 0]}
     with pytest.raises(ShardkitError) as e:
         load_preset("cpu-demo", bad)
     msg = str(e.value)
     for part in ("unknown key tuning.smal (did you mean 'small'?)", "tuning.train.model: set by the study",
                  "unknown key 'lora_rr' (did you mean 'lora_r'?)", "scoring must be one of", "eval.shard: set by",
                  "unknown key ablations.positon (did you mean 'position'?)", "ablations.condition='ft'",
-                 "per_task must be >= 1"):
+                 "per_task must be >= 1", "train_seeds=[0, 0]: a list of distinct integers"):
         assert part in msg, part
     assert "\n" not in msg
 

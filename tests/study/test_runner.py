@@ -83,6 +83,49 @@ def test_rerun_resume_and_one_branch(micro):
     assert [r["name"] for r in again["rows"]][6] == "position=end"
 
 
+def test_training_seeds_rerun_only_the_tunings_and_check_each_verdict(micro):
+    preset, out, first = micro
+    result = study(preset, out, "--set", "train_seeds=[0,1]")  # seed 0 is the finished single-seed study
+    assert sorted(ran(result)) == sorted(f"{n} · seed 1" for n in ("stage 0", "FT-Small", "FT-Large", "original",
+                                                                   "zero-shot interleaved", "FT-Small", "FT-Large",
+                                                                   "control (original)"))
+    assert [r["name"] for r in result["rows"]] == [r["name"] for r in first["rows"]]
+    stages = {(s["kind"], s["name"]): s["id"] for s in result["stages"]}
+    setup = {k: json.loads((out / "stages" / stages[("train", k)] / "setup.json").read_text())
+             for k in ("stage 0", "stage 0 · seed 1")}
+    assert setup["stage 0"]["config"]["seed"] == 0 and setup["stage 0 · seed 1"]["config"]["seed"] == 1
+    assert setup["stage 0"]["config"]["data"] == setup["stage 0 · seed 1"]["config"]["data"]
+    seeds = result["seeds"]
+    assert seeds["train"] == [0, 1] and list(seeds["more"]) == ["1"]
+    assert set(seeds["spread"]) == {"original", "zero-shot interleaved", "FT-Small", "FT-Large",
+                                    "original · mismatched", "original · silence", "control (original)",
+                                    "control (zero-shot interleaved)"}  # ablations are the first seed's only
+    original = next(r for r in result["rows"] if r["name"] == "original")
+    cell = seeds["spread"]["original"]["synonym auroc"]
+    assert cell["values"][0] == original["metrics"]["synonym"]["auroc"]["value"] and len(cell["values"]) == 2
+    for ref in result["reference"]:
+        assert set(ref["by_seed"]) == {"0", "1"}
+        assert ref["verdict"] == (ref["by_seed"]["0"] if len(set(ref["by_seed"].values())) == 1 else "undetermined")
+    report = (out / "report.md").read_text()
+    assert "## Across training seeds" in report and "| original | synonym AUROC |" in report
+
+
+def test_a_verdict_stands_only_where_every_seed_reaches_it():
+    from shardkit.study.runner import across_seeds
+
+    ref = [{"what": "a", "verdict": "supported", "why": "p 0.01"}, {"what": "b", "verdict": "undetermined",
+                                                                    "why": "p 0.4"}]
+    same = across_seeds(ref, {"1": [{"verdict": "supported"}, {"verdict": "undetermined"}]}, 0)
+    assert [r["verdict"] for r in same] == ["supported", "undetermined"] and "every training seed" in same[0]["why"]
+    split = across_seeds(ref, {"1": [{"verdict": "undetermined"}, {"verdict": "contradicted"}],
+                               "2": [{"verdict": "supported"}, {"verdict": "undetermined"}]}, 0)
+    assert [r["verdict"] for r in split] == ["undetermined", "undetermined"]
+    assert split[0]["why"].startswith("the training seeds disagree (seed 0 supported, seed 1 undetermined, seed 2 "
+                                      "supported)")
+    assert split[1]["by_seed"] == {"0": "undetermined", "1": "contradicted", "2": "undetermined"}
+    assert across_seeds(ref, {}, 0) is ref  # one seed: the verdicts as they are
+
+
 def test_verdict_needs_the_test_and_the_ci_on_one_side():
     from shardkit.study.runner import verdict
 

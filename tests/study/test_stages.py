@@ -54,3 +54,24 @@ def test_replay_mix():
     assert "replay" not in mix and abs(sum(mix.values()) - 1) < 1e-9
     assert abs(mix["identity"] / mix["synonym"] - 0.3 / 0.25) < 1e-9
     assert abs(_replay_mix(None, 0.2)["replay"] - 0.2) < 1e-9
+
+
+def test_training_seeds_replicate_the_tunings_and_conditions_only():
+    one = plan_study(load_preset("cpu-reasoning"))
+    three = plan_study(load_preset("cpu-reasoning", {"train_seeds": [0, 1, 2]}))
+    assert list(three.stages)[:len(one.stages)] == list(one.stages)  # seed 0 is the single-seed study, run first
+    assert three.rows == one.rows and list(three.replicates) == [1, 2]
+    conditions = ["original", "zero-shot interleaved", "FT-Small", "FT-Large", "original · mismatched",
+                  "original · silence", "control (original)"]
+    assert all([r.name for r in rows] == conditions for rows in three.replicates.values())
+    extra = [s for sid, s in three.stages.items() if sid not in one.stages]
+    assert {s.kind for s in extra} == {"train", "eval"}  # the same data and SHARD for every seed
+    trains = [s for s in extra if s.kind == "train"]
+    assert [s.name for s in trains] == [f"{n} · seed {k}" for k in (1, 2) for n in ("stage 0", "instruct",
+                                                                                    "FT-Small", "FT-Large")]
+    assert [s.config["train"]["seed"] for s in trains] == [1] * 4 + [2] * 4
+    assert all(s.config["eval"]["seed"] == 0 for s in extra if s.kind == "eval")  # same mismatch draws, same bootstrap
+    instruct = {s.config["train"]["seed"]: sid for sid, s in three.stages.items()
+                if s.kind == "train" and s.name.startswith("instruct")}
+    for seed, rows in three.replicates.items():  # each seed's conditions stand on that seed's instruct base
+        assert all(three.stages[r.eval].inputs["base"] == instruct[seed] for r in rows)
