@@ -475,7 +475,9 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--preset", required=True, metavar="NAME|FILE", help="shipped preset name or a YAML file")
     st.add_argument("--out", type=Path, required=True, metavar="RUN", help="study folder (resumed if it exists)")
     st.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a preset key, e.g. --set tuning.large=2560 --set ablations.lora_rank=[4,16]")
+                    help="override a preset key, e.g. --set tuning.large=2560 --set ablations.lora_rank=[4,16]; "
+                         "--set train_seeds=[0,1,2] reruns every tuning per training seed and checks each verdict "
+                         "across them")
     st.add_argument("--device", help="cpu or cuda[:N] (default: the preset's)")
     st.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: the preset's")
     st.add_argument("--plan", action="store_true", help="list the stages and which are done; run nothing")

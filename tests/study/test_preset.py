@@ -19,18 +19,21 @@ def test_shipped_presets():
 
 
 def test_reasoning_preset_is_the_demo_with_an_instruct_base():
-    """cpu-reasoning changes nothing of cpu-demo but the instruct stage, with the recipe under which SmolLM2 learnt
-    to answer held-out relation questions: every linear layer, the answer's loss only, 300 steps, prepended audio."""
+    """cpu-reasoning changes nothing of cpu-demo but the instruct stage and the training seeds, with the recipe under
+    which SmolLM2 learnt to answer held-out relation questions: every linear layer, the answer's loss only, 400
+    steps, prepended audio."""
     from shardkit.train.trainer import load_config
 
     demo, reasoning = load_preset("cpu-demo"), load_preset("cpu-reasoning")
     assert demo.instruct is None and reasoning.instruct is not None
-    assert {k: v for k, v in vars(reasoning).items() if k not in ("name", "description", "instruct")} == \
-        {k: v for k, v in vars(demo).items() if k not in ("name", "description", "instruct")}
+    differ = ("name", "description", "instruct", "train_seeds")
+    assert {k: v for k, v in vars(reasoning).items() if k not in differ} == \
+        {k: v for k, v in vars(demo).items() if k not in differ}
+    assert demo.seeds == (0,) and reasoning.seeds == (0, 1, 2)
     train = load_config(overrides={"model": "tiny-ltu", "data": "x", **reasoning.instruct["train"]})
     assert not train.train_on_prompt and len(train.lora_targets) == 7
     data = reasoning.instruct["data"]
-    assert data["placement"] == "prepended" and data["size"] // train.batch_size == 300
+    assert data["placement"] == "prepended" and data["size"] // train.batch_size == 400
 
 
 def test_paper_preset_needs_the_model():

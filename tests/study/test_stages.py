@@ -57,7 +57,7 @@ def test_replay_mix():
 
 
 def test_training_seeds_replicate_the_tunings_and_conditions_only():
-    one = plan_study(load_preset("cpu-reasoning"))
+    one = plan_study(load_preset("cpu-reasoning", {"train_seeds": [0]}))
     three = plan_study(load_preset("cpu-reasoning", {"train_seeds": [0, 1, 2]}))
     assert list(three.stages)[:len(one.stages)] == list(one.stages)  # seed 0 is the single-seed study, run first
     assert three.rows == one.rows and list(three.replicates) == [1, 2]
