@@ -191,18 +191,27 @@ def baseline_warnings(rows: list[dict], base: dict) -> list[str]:
     return out
 
 
+def audio_diff(t: dict) -> tuple[dict | None, str]:
+    """An audio-control test's headline difference — AUROC for yes/no (free of the yes/no bias), strict balanced
+    identity in points — and its text; (None, "–") when it was not measured."""
+    d = t.get("diffs") or {}
+    head = d.get("auroc") or d.get(IDENTITY)
+    if head is None or head.get("value") is None:
+        return None, "–"
+    return head, _diff_auroc(head) if "auroc" in d else _diff(head) + " points"
+
+
 def audio_warnings(tests: list[dict]) -> list[str]:
     """Every condition × task whose score does not drop when the audio is wrong: it did not come from the audio."""
     out = []
     for t in tests:
-        d, m = t.get("diffs") or {}, t.get("mcnemar") or {}
-        head = d.get("auroc") or d.get(IDENTITY)
-        if head is None or head.get("value") is None:
+        m = t.get("mcnemar") or {}
+        head, diff = audio_diff(t)
+        if head is None:
             continue
         dropped = head["value"] < 0 and m.get("p_holm") is not None and m["p_holm"] < 0.05
         if not dropped:
-            what = "AUROC" if "auroc" in d else "identity"
-            diff = _diff_auroc(head) if what == "AUROC" else _diff(head) + " points"
+            what = "AUROC" if "auroc" in t["diffs"] else "identity"
             heard = {"mismatched": "mismatched audio", "silence": "silence"}.get(t["b"].split(" · ")[-1], t["b"])
             out.append(f"{t['a']}, {t['task']}: {what} is not shown to drop with {heard} (Δ {diff}, Holm p "
                        f"{_p(m.get('p_holm'))}): this score is not shown to use the audio.")
@@ -254,11 +263,8 @@ def seeds_section(study: dict) -> list[str]:
             cells = []
             for tests in per_seed:
                 t = next((x for x in tests if x["a"] == a and x["b"] == b and x["task"] == task), None)
-                d = (t or {}).get("diffs") or {}
-                head = d.get("auroc") or d.get(IDENTITY)
-                cells.append("–" if not head or head.get("value") is None else
-                             f"{_diff_auroc(head) if 'auroc' in d else _diff(head)} "
-                             f"(Holm p {_p((t.get('mcnemar') or {}).get('p_holm'))})")
+                head, diff = audio_diff(t or {})
+                cells.append(diff if head is None else f"{diff} (Holm p {_p((t.get('mcnemar') or {}).get('p_holm'))})")
             out.append(f"| {_cell(a)} → {_cell(b)} | {task} | " + " | ".join(cells) + " |")
     return out + [""]
 
