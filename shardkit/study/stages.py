@@ -142,8 +142,8 @@ def plan_study(cfg: StudyConfig) -> Plan:
 
     first, *more = cfg.seeds
     rows, model, start, base = replicate(first, "")
-    p.rows += [r for r in rows if r.group != "control" or not r.name.startswith("control (")]
-    texts = [r for r in rows if r.name.startswith("control (")]
+    p.rows += [r for r in rows if r.condition != "text"]
+    texts = [r for r in rows if r.condition == "text"]  # the report lists the text controls after the ablations
 
     on, cond = ab.condition, CONDITIONS[ab.condition]
     for pos in ab.position:
