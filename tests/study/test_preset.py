@@ -20,8 +20,8 @@ def test_shipped_presets():
 
 def test_reasoning_preset_is_the_demo_with_an_instruct_base():
     """cpu-reasoning changes nothing of cpu-demo but the instruct stage and the training seeds, with the recipe under
-    which SmolLM2 learnt to answer held-out relation questions: every linear layer, the answer's loss only, 400
-    steps, prepended audio."""
+    which SmolLM2 learnt to answer held-out relation questions while still naming clips: every linear layer, the
+    answer's loss only, 450 steps, prepended audio, a fifth of them labeling."""
     from shardkit.train.trainer import load_config
 
     demo, reasoning = load_preset("cpu-demo"), load_preset("cpu-reasoning")
@@ -33,7 +33,8 @@ def test_reasoning_preset_is_the_demo_with_an_instruct_base():
     train = load_config(overrides={"model": "tiny-ltu", "data": "x", **reasoning.instruct["train"]})
     assert not train.train_on_prompt and len(train.lora_targets) == 7
     data = reasoning.instruct["data"]
-    assert data["placement"] == "prepended" and data["size"] // train.batch_size == 400
+    assert data["placement"] == "prepended" and data["size"] // train.batch_size == 450
+    assert data["mix"]["replay"] == 0.2 and abs(sum(data["mix"].values()) - 1) < 1e-9
 
 
 def test_paper_preset_needs_the_model():
