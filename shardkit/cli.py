@@ -129,7 +129,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     device = args.device if state.num_processes == 1 or args.device == "cpu" else str(state.device)
     cfg = EvalConfig(model=args.model, shard=str(args.shard), placements=_csv(args.placements),
                      tasks=_csv(args.tasks), scoring=args.scoring, control=not args.no_control,
-                     audio_controls=_csv(args.audio_controls), limit=args.limit,
+                     audio_controls=_csv(args.audio_controls), cascade=not args.no_cascade, limit=args.limit,
                      batch_size=args.batch_size, seed=args.seed, position=args.marker, cue=not args.no_cue,
                      max_new_tokens=args.max_new_tokens, n_boot=args.n_boot, device=device, dtype=args.dtype)
     label = f"eval [{state.process_index + 1}/{state.num_processes}]" if state.num_processes > 1 else "eval"
@@ -398,6 +398,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--audio-controls", default=",".join(AUDIO_CONTROLS), metavar="LIST",
                    help="comma list of audio controls asked under each placement: mismatched (a clip of another "
                         "class), silence; '' for none. A score that does not drop with them did not use the audio")
+    e.add_argument("--no-cascade", action="store_true",
+                   help="skip the cascade: each placement's yes/no questions asked again with the model's own "
+                        "identity answer for the clip in words instead of the audio (hearing as the model hears, "
+                        "reasoning in text; cascade minus placement is what the audio-to-reasoning bridge loses)")
     e.add_argument("--limit", type=int, help="first N items per task, for a quick look")
     e.add_argument("--batch-size", type=int, default=32, help="questions per forward pass")
     e.add_argument("--seed", type=int, default=0, help="bootstrap seed")

@@ -3,9 +3,12 @@
 A condition's answers are compared with the same questions asked over the wrong audio — `mismatched` (each clip
 replaced by a clip of another SHARD class, fixed by the seed) or `silence` (10 s of digital zeros). If reasoning
 scores the same with the wrong audio, the score came from the text. The text-only control (`scoring.CONTROL`) asks
-the complementary question: with the label in words, can the model reason at all? A control condition is named
-`<placement>-<control>` ("prepended-mismatched"), so its records sit beside its condition's and pair with them item
-by item.
+the complementary question: with the label in words, can the model reason at all? Between the two stands the
+cascade (`<placement>-cascade`): the model's own identity answer for the clip, generated under that placement,
+written in words where the audio was. It hears as well as the model hears and reasons in text, so cascade minus
+the condition is what the audio-to-reasoning bridge loses — the gap interleaving is meant to close. A control
+condition is named `<placement>-<control>` ("prepended-mismatched"), so its records sit beside its condition's and
+pair with them item by item.
 """
 
 import hashlib
@@ -15,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 AUDIO_CONTROLS = ("mismatched", "silence")
+CASCADE = "cascade"  # the model's own label in words instead of the audio
+LABEL_WORDS = 8  # an own label longer than this is cut: a label, not the explanation after it
 SILENCE_SECONDS = 10.0
 SILENCE_RATE = 16_000
 
@@ -27,6 +32,15 @@ def split_condition(condition: str) -> tuple[str, str | None]:
     """("prepended", None), ("prepended", "mismatched"), ... ; the text control is ("text", None)."""
     placement, _, control = condition.partition("-")
     return placement, control or None
+
+
+def own_label(raw: str | None) -> str | None:
+    """The label a generated identity answer gives, as the cascade writes it: its first line without the closing
+    punctuation or quotes, at most LABEL_WORDS words; None when nothing is left."""
+    line = (raw or "").strip().split("\n")[0]
+    words = line.strip(" \t\"'`").split()[:LABEL_WORDS]
+    label = " ".join(words).rstrip(".,;:!?\"'`").strip()
+    return label or None
 
 
 def _top_classes(labels: list[str], onto) -> set[str]:

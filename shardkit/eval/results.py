@@ -119,8 +119,10 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
             }
     conditioned: dict = {}
     for cond in out_metrics if not cloze else ():  # cloze makes no yes/no decisions to condition
-        # the text control asks no identity question: condition it on the last placement's identification
-        ident = merged.get((cond, "identity")) or (cfg.placements and merged.get((cfg.placements[-1], "identity")))
+        # the cascade and the text control ask no identity question: condition them on their placement's
+        # identification (the text control's: the last placement's)
+        ident = (merged.get((cond, "identity")) or merged.get((split_condition(cond)[0], "identity"))
+                 or (cfg.placements and merged.get((cfg.placements[-1], "identity"))))
         if not ident:
             continue
         by_clip = {clip_index[r["clip_id"]]: bool(r["correct"]) for r in ident if r["error"] is None}

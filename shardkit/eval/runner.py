@@ -20,7 +20,15 @@ import numpy as np
 from shardkit import __version__
 from shardkit.benchmark.build import load_shard
 from shardkit.errors import ShardkitError
-from shardkit.eval.controls import AUDIO_CONTROLS, control_condition, mismatched_clips, silence_clip, split_condition
+from shardkit.eval.controls import (
+    AUDIO_CONTROLS,
+    CASCADE,
+    control_condition,
+    mismatched_clips,
+    own_label,
+    silence_clip,
+    split_condition,
+)
 from shardkit.eval.scoring import CONTROL, SCORINGS, PromptStyle, make_request, parse_yes_no
 from shardkit.eval.store import RecordStore, atomic_write
 
@@ -39,6 +47,7 @@ class EvalConfig:
     scoring: str = "yesno"  # generate | yesno | cloze (identity always generates, except under cloze)
     control: bool = True  # also ask with the gold label in words instead of audio
     audio_controls: tuple[str, ...] = AUDIO_CONTROLS  # also ask each placement over another clip's audio, silence
+    cascade: bool = True  # also ask each placement's yes/no questions with the model's own label in words
     limit: int | None = None  # first N items per task (file order), for quick runs
     batch_size: int = 32  # questions per forward; yes/no questions about one clip share a batch and their prefix
     seed: int = 0  # bootstrap resampling
@@ -72,10 +81,17 @@ class EvalConfig:
             raise ShardkitError("; ".join(problems))
 
     @property
+    def cascades(self) -> tuple[str, ...]:
+        """The cascade of each placement ("prepended-cascade"), where identity and a yes/no task are both asked."""
+        asked = self.cascade and "identity" in self.tasks and set(self.tasks) - {"identity"}
+        return tuple(control_condition(p, CASCADE) for p in self.placements) if asked else ()
+
+    @property
     def conditions(self) -> tuple[str, ...]:
-        """Placements, then each placement under each audio control ("prepended-mismatched"), then the text control."""
+        """Placements, then each placement under each audio control ("prepended-mismatched"), then each placement's
+        cascade, then the text control."""
         audio = tuple(control_condition(p, c) for p in self.placements for c in self.audio_controls)
-        return self.placements + audio + ((CONTROL,) if self.control else ())
+        return self.placements + audio + self.cascades + ((CONTROL,) if self.control else ())
 
 
 # ---------------------------------------------------------------- inputs
@@ -192,6 +208,8 @@ def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str, out: Pa
     batches, unavailable = [], []
     for condition in cfg.conditions:
         control = split_condition(condition)[1]
+        if control == CASCADE:
+            continue  # asked once the placement's identity answers exist (plan_cascade)
         for task, its in items.items():
             if condition == CONTROL and task == "identity":
                 continue  # naming the label and asking for it is no control
@@ -216,6 +234,40 @@ def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str, out: Pa
     return order, batches, unavailable, tuple(words)
 
 
+def plan_cascade(cfg: EvalConfig, items: dict[str, list[dict]], order: dict, records: dict[str, dict]):
+    """The cascade's batches, from the identity answers the first pass wrote (`records` by key): each yes/no
+    question asked with the model's own label for its clip, under that placement, written where the audio was.
+    A clip whose identity answer failed or says nothing gets an error record, never a guessed label."""
+    style = PromptStyle(cfg.position, cfg.cue)
+    new_order: dict[tuple[str, str], list[str]] = {}
+    batches, unavailable = [], []
+    for condition in cfg.cascades:
+        placement = split_condition(condition)[0]
+        labels: dict[str, str | None] = {}
+        for key in order.get((placement, "identity"), []):
+            r = records[key]
+            labels.setdefault(r["clip_id"], own_label(r["raw"] or r["parsed"]) if r["error"] is None else None)
+        for task, its in items.items():
+            if task == "identity":
+                continue
+            jobs = []
+            for item in its:
+                label = labels.get(item["clip"]["id"])
+                if label is None:
+                    req = make_request(item, condition, cfg.scoring, "", style, label="(no label)")
+                    key = record_key(cfg, condition, item, req.prompt)
+                    unavailable.append((key, condition, item, req.prompt, f"no own label for {item['clip']['id']}: "
+                                                                          f"its {placement} identity answer failed"))
+                else:
+                    req = make_request(item, condition, cfg.scoring, "", style, label=label)
+                    key = record_key(cfg, condition, item, req.prompt)
+                    jobs.append((key, condition, item, req, req.prompt))
+                new_order.setdefault((condition, task), []).append(key)
+            jobs.sort(key=lambda j: (len(j[4]), j[0]))
+            batches += [jobs[k:k + cfg.batch_size] for k in range(0, len(jobs), cfg.batch_size)]
+    return new_order, batches, unavailable
+
+
 def run_eval(cfg: EvalConfig, out: Path, progress: Callable[[int, int], None] | None = None, rank: int = 0,
              world: int = 1, barrier: Callable[[], None] = lambda: None) -> dict | None:
     """Evaluate (resuming whatever `out` already holds) and, on rank 0, write results; return them."""
@@ -228,29 +280,38 @@ def run_eval(cfg: EvalConfig, out: Path, progress: Callable[[int, int], None] | 
     selected = select(items, cfg.tasks, cfg.limit)
     order, batches, unavailable, words = plan(cfg, selected, meta["audio_root"], out, pool=items)
     store = RecordStore(out, rank)
-    done = set(store.existing())
-    mine = [b for k, b in enumerate(batches) if k % world == rank]
-    todo = [b for b in mine if not all(j[0] in done for j in b)]
-    log.info("process %d of %d: %d of %d batches to run (%d already done)", rank + 1, world, len(todo),
-             len(batches), len(mine) - len(todo))
-    if rank == 0:
-        for key, condition, item, prompt, why in unavailable:
-            if key not in done:
-                rec = _base_record(key, condition, item, prompt, cfg.scoring)
-                rec["error"] = why
-                store.append(condition, item["task"], rec)
-    if todo:
-        adapter = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
-        adapter.batch_size = cfg.batch_size
-        identity = _Identity()
+    loaded: dict = {}
+
+    def run(batches: list, unavailable: list, what: str) -> None:
+        """This process's share of `batches` not yet written, and (rank 0) the error records of `unavailable`."""
+        done = set(store.existing())
+        mine = [b for k, b in enumerate(batches) if k % world == rank]
+        todo = [b for b in mine if not all(j[0] in done for j in b)]
+        log.info("process %d of %d, %s: %d of %d batches to run (%d already done)", rank + 1, world, what, len(todo),
+                 len(batches), len(mine) - len(todo))
+        if rank == 0:
+            for key, condition, item, prompt, why in unavailable:
+                if key not in done:
+                    rec = _base_record(key, condition, item, prompt, cfg.scoring)
+                    rec["error"] = why
+                    store.append(condition, item["task"], rec)
+        if todo and not loaded:
+            loaded["adapter"] = adapter = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
+            adapter.batch_size, loaded["identity"] = cfg.batch_size, _Identity()
         for n, batch in enumerate(todo):
-            for rec in score_batch(adapter, cfg, batch, identity, words):
+            for rec in score_batch(loaded["adapter"], cfg, batch, loaded["identity"], words):
                 if rec["key"] not in done:
                     store.append(rec["condition"], rec["task"], rec)
             if progress:
                 progress(n + 1, len(todo))
-    store.close()
-    barrier()
+        store.close()
+        barrier()
+
+    run(batches, unavailable, "placements and controls")
+    if cfg.cascades:  # every process reads every process's identity answers, so all plan the same batches
+        more, batches, unavailable = plan_cascade(cfg, selected, order, store.existing())
+        order = {**order, **more}
+        run(batches, unavailable, "cascade")
     if rank != 0:
         return None
     merged = store.merge(order)
@@ -284,8 +345,8 @@ def _check_same_config(out: Path, cfg: EvalConfig, meta: dict) -> None:
     mine = {"config": asdict(cfg), "shard_sha256": meta["sha256"]}
     if path.exists():
         old = json.loads(path.read_text())
-        for k in ("model", "shard", "placements", "tasks", "scoring", "control", "audio_controls", "limit", "position",
-                  "cue", "max_new_tokens", "dtype"):
+        for k in ("model", "shard", "placements", "tasks", "scoring", "control", "audio_controls", "cascade", "limit",
+                  "position", "cue", "max_new_tokens", "dtype"):
             a, b = old["config"].get(k), mine["config"].get(k)
             if json.dumps(a) != json.dumps(b):
                 raise ShardkitError(f"{out} holds a run with {k}={a!r}, not {b!r}: use another --out to compare")

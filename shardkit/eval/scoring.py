@@ -36,10 +36,12 @@ class PromptStyle:
     cue: bool = True  # name the modality ("the sound in this audio clip")
 
 
-def _subject_prompt(template: str, item: dict, condition: str, style: PromptStyle) -> str:
+def _subject_prompt(template: str, item: dict, condition: str, style: PromptStyle, label: str | None = None) -> str:
     text = template.replace("{candidate}", item["candidate"] or "")
     if condition == CONTROL:  # the gold label in words instead of audio: did it fail to hear, or to reason?
-        return text.replace("{subject}", f'the sound of "{item["word"]}"')
+        label = item["word"]
+    if label is not None:  # a label in words (the gold one, or the model's own under the cascade)
+        return text.replace("{subject}", f'the sound of "{label}"')
     return place_marker(text, style.position, style.cue)
 
 
@@ -50,13 +52,15 @@ def audio_ref(item: dict, audio_root: str) -> AudioRef:
 
 
 def make_request(item: dict, condition: str, scoring: str, audio_root: str, style: PromptStyle,
-                 identity_candidates: tuple[str, ...] = (), clip: dict | None = None) -> Request:
+                 identity_candidates: tuple[str, ...] = (), clip: dict | None = None,
+                 label: str | None = None) -> Request:
     """The request for one item under one condition: a placement, an audio control of one (`clip` is the audio
-    heard instead of the item's: another class's clip, or silence), or the text-only control."""
+    heard instead of the item's: another class's clip, or silence), the cascade of one (`label`, the model's own
+    name for the clip, in words instead of the audio), or the text-only control."""
     task = item["task"]
     cloze = scoring == "cloze"
-    prompt = _subject_prompt((STATEMENTS if cloze else QUESTIONS)[task], item, condition, style)
-    if condition == CONTROL:
+    prompt = _subject_prompt((STATEMENTS if cloze else QUESTIONS)[task], item, condition, style, label)
+    if condition == CONTROL or label is not None:
         audio, placement = (), Placement.INTERLEAVED
     else:  # an unavailable clip (no path) becomes an error record; its request is never sent
         heard = item if clip is None else {"clip": clip}

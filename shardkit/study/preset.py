@@ -18,7 +18,7 @@ CONDITIONS = {"original": "original", "zero-shot": "zero-shot interleaved", "ft-
               "ft-large": "FT-Large"}  # key -> the name the report uses
 PAPER_SIZES = {"small": 40_000, "large": 1_000_000}  # the seed paper's FT-Small and FT-Large
 SET_BY_STUDY = {"train": ("model", "data"),
-                "eval": ("model", "shard", "placements", "control", "audio_controls", "device", "dtype"),
+                "eval": ("model", "shard", "placements", "control", "audio_controls", "cascade", "device", "dtype"),
                 "data": ("size",)}
 
 
@@ -30,7 +30,8 @@ class Ablations:
     replay: tuple[float, ...] = ()  # replay shares to tune with instead of the tuning mix's (0.0: no replay)
     lora_rank: tuple[int, ...] = ()  # LoRA ranks besides the tuning's, alpha = 2 × rank as LTU's 8/16
     control: tuple[str, ...] = ()  # conditions whose model is also asked with the label in words, no audio
-    audio_control: tuple[str, ...] = ()  # conditions also asked over mismatched audio and over silence
+    audio_control: tuple[str, ...] = ()  # conditions also asked over mismatched audio, over silence and with the
+    #                                       model's own label for the clip in words (the cascade)
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,22 @@ def audio_warnings(tests: list[dict]) -> list[str]:
     return out
 
 
+def cascade_notes(tests: list[dict]) -> list[str]:
+    """Every condition × yes/no task whose reasoning is better with the model's own label in words than with the
+    audio it named it from: the model hears the sound, but its reasoning does not reach what it heard."""
+    out = []
+    for t in tests:
+        m = t.get("mcnemar") or {}
+        head, diff = audio_diff(t)
+        if head is None or "auroc" not in t["diffs"]:
+            continue
+        if head["value"] > 0 and m.get("p_holm") is not None and m["p_holm"] < 0.05:
+            out.append(f"{t['a']}, {t['task']}: with its own identity answer written in words instead of the audio "
+                       f"it discriminates better (Δ AUROC {diff}, Holm p {_p(m['p_holm'])}): it names the sound, but "
+                       "its reasoning does not reach what it heard.")
+    return out
+
+
 def _value(v: float | None, pct: bool) -> str:
     return "–" if v is None else f"{100 * v:.1f}" if pct else f"{v:.2f}"
 
@@ -252,13 +268,15 @@ def seeds_section(study: dict) -> list[str]:
         by = r.get("by_seed") or {}
         out.append(f"| {_cell(r['what'])} | " + " | ".join(by.get(str(s), "–") for s in sd["train"])
                    + f" | {r.get('verdict', '–')} |")
-    audio = [(t["a"], t["b"], t["task"]) for t in (study.get("tests") or {}).get("audio") or []]
+    def family(tests: dict) -> list[dict]:
+        return (tests.get("audio") or []) + (tests.get("cascade") or [])
+
+    audio = [(t["a"], t["b"], t["task"]) for t in family(study.get("tests") or {})]
     if audio:
-        out += ["", "Does the model use the audio, per seed (B − A: AUROC for yes/no, strict balanced identity in "
-                "points; Holm p within each seed's audio table):", "",
+        out += ["", "Does the model use the audio, and does its reasoning reach what it heard, per seed (B − A: AUROC "
+                "for yes/no, strict balanced identity in points; Holm p within each seed's table):", "",
                 "| A → B | task | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
-        per_seed = [(study.get("tests") or {}).get("audio") or [], *((more[str(s)]["tests"].get("audio") or [])
-                                                                  for s in sd["train"][1:])]
+        per_seed = [family(study.get("tests") or {}), *(family(more[str(s)]["tests"]) for s in sd["train"][1:])]
         for a, b, task in audio:
             cells = []
             for tests in per_seed:
@@ -303,7 +321,8 @@ def write_report(out: Path, study: dict) -> None:
                   "the other side) or undetermined. Read it with the controls and baselines below.", ""]
         lines += findings(study["reference"]) + [""]
     base = study.get("baselines") or {}
-    warnings = audio_warnings(tests.get("audio") or []) + baseline_warnings(rows, base)
+    warnings = (audio_warnings(tests.get("audio") or []) + cascade_notes(tests.get("cascade") or [])
+                + baseline_warnings(rows, base))
     lines += ["## Read this first: what the controls and baselines already reach", ""]
     lines += ([f"- {w}" for w in warnings] if warnings else ["- Every row beats every baseline below, outside its CI."])
     lines += ["", "Baselines on the same items, with no model and no audio:", ""] + _baselines_table(base) + [""]
@@ -324,6 +343,8 @@ def write_report(out: Path, study: dict) -> None:
         lines += _reference_table(study["reference"]) + [""]
     for key, title in (("claims", "The paper's claims: each condition against the original"),
                        ("audio", "Does the model use the audio? Each condition against itself over the wrong audio"),
+                       ("cascade", "Does the reasoning reach what the model heard? Each condition against itself with "
+                                   "its own identity answer in words instead of the audio"),
                        ("ablations", "Ablations and controls vs their base")):
         if tests.get(key):
             lines += [f"## {title} (Holm-corrected within this table)", ""]

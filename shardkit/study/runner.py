@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from shardkit.errors import ShardkitError
-from shardkit.eval.controls import split_condition
+from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, split_condition
 from shardkit.eval.results import json_safe
 from shardkit.eval.store import atomic_write
 from shardkit.study.preset import CONDITIONS, PAPER_SIZES, StudyConfig
@@ -254,10 +254,11 @@ def _losses(name: str, folder: Path) -> dict:
 
 
 def _tests(cfg: StudyConfig, rows: list, records: dict) -> dict[str, list[dict]]:
-    """Paired tests in three families, each Holm-corrected on its own: the paper's claims (original against zero-shot
+    """Paired tests in four families, each Holm-corrected on its own: the paper's claims (original against zero-shot
     interleaved, FT-Small and FT-Large, on synonym, hypernym and identity), the audio controls (each condition
-    against itself over mismatched audio or silence, yes/no tested on AUROC, free of the yes/no bias) and each
-    ablation or text control against the row it varies. Identity is tested on its strict, class-balanced
+    against itself over mismatched audio or silence, yes/no tested on AUROC, free of the yes/no bias), the cascade
+    (each condition against its own label in words, on AUROC) and each ablation or text control against the row it
+    varies. Identity is tested on its strict, class-balanced
     headline."""
     from shardkit.eval import metrics
     from shardkit.eval.compare import paired_test
@@ -283,11 +284,13 @@ def _tests(cfg: StudyConfig, rows: list, records: dict) -> dict[str, list[dict]]
     all_tasks = ("synonym", "hypernym", "identity")
     original = CONDITIONS["original"]
     conditions = [r.name for r in rows if r.group == "condition"]
-    audio = [r for r in rows if split_condition(r.condition)[1]]
+    audio = [r for r in rows if split_condition(r.condition)[1] in AUDIO_CONTROLS]
+    cascade = [r for r in rows if split_condition(r.condition)[1] == CASCADE]
     return {
         "claims": family([(original, c) for c in conditions if c != original], all_tasks),
         "audio": family([(r.base, r.name) for r in audio], all_tasks, on_auroc=True),
-        "ablations": family([(r.base, r.name) for r in rows if r.group != "condition" and r not in audio],
+        "cascade": family([(r.base, r.name) for r in cascade], all_tasks, on_auroc=True),
+        "ablations": family([(r.base, r.name) for r in rows if r.group != "condition" and r not in audio + cascade],
                             all_tasks),
     }
 

@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from shardkit.eval.controls import AUDIO_CONTROLS, control_condition
+from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, control_condition
 from shardkit.study.preset import CONDITIONS, StudyConfig
 
 KINDS = ("shard", "data", "train", "eval")
@@ -40,7 +40,7 @@ class Row:
     base: str | None  # the row this one varies (ablations and controls)
     description: str
     eval: str  # eval stage id
-    condition: str  # the condition inside that run: prepended | interleaved | text | <placement>-<audio control>
+    condition: str  # the condition inside that run: prepended | interleaved | text | <placement>-<control>
 
 
 @dataclass
@@ -88,9 +88,9 @@ def plan_study(cfg: StudyConfig) -> Plan:
                                                       **({"base": base} if base else {})}}))
 
     def evaluate(name: str, model: str | None, base: str | None, placements: list[str], control: bool = False,
-                 audio_controls: tuple[str, ...] = (), **variant) -> str:
+                 audio_controls: tuple[str, ...] = (), cascade: bool = False, **variant) -> str:
         e = {"seed": cfg.seed, **cfg.eval, "placements": placements, "control": control,
-             "audio_controls": list(audio_controls), **variant}
+             "audio_controls": list(audio_controls), "cascade": cascade, **variant}
         return p.add(Stage("eval", name, {"eval": e, "model": cfg.model, **run,
                                           "inputs": {"shard": shard, "model": model,
                                                      **({"base": base} if base else {})}}))
@@ -108,7 +108,8 @@ def plan_study(cfg: StudyConfig) -> Plan:
                  "ft-small": f"interleaved LoRA tuning on {cfg.small:,} samples",
                  "ft-large": f"interleaved LoRA tuning on {cfg.large:,} samples"}
     ab, ev = cfg.ablations, cfg.eval
-    heard = {"mismatched": "a clip of another class", "silence": "10 s of silence"}
+    heard = {"mismatched": "over a clip of another class", "silence": "over 10 s of silence",
+             CASCADE: "with its own identity answer in words instead of the audio"}
 
     def replicate(seed: int, tag: str) -> tuple[list[Row], dict, str | None, str | None]:
         """One training seed's tunings and the four conditions (with their audio and text controls): (rows,
@@ -128,10 +129,12 @@ def plan_study(cfg: StudyConfig) -> Plan:
         rows, audio_rows = [], []
         for key, name in CONDITIONS.items():
             controls = AUDIO_CONTROLS if key in ab.audio_control else ()
-            e = evaluate(name + tag, model[key], base, [placement[key]], audio_controls=controls)
+            e = evaluate(name + tag, model[key], base, [placement[key]], audio_controls=controls,
+                         cascade=bool(controls))
             rows.append(Row(name, "condition", None, described[key], e, placement[key]))
-            audio_rows += [Row(f"{name} · {c}", "control", name, f"{name}, the questions asked over {heard[c]}", e,
-                               control_condition(placement[key], c)) for c in controls]  # same run, same model
+            audio_rows += [Row(f"{name} · {c}", "control", name, f"{name}, the questions asked {heard[c]}", e,
+                               control_condition(placement[key], c))
+                           for c in (*controls, *((CASCADE,) if controls else ()))]  # same run, same model
         rows += audio_rows
         for key in ab.control:
             name = f"control ({CONDITIONS[key]})"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from shardkit.errors import ShardkitError
-from shardkit.eval.runner import EvalConfig, run_eval
+from shardkit.eval.controls import own_label
+from shardkit.eval.runner import EvalConfig, plan_cascade, run_eval
 from shardkit.eval.scoring import PromptStyle, make_request, parse_yes_no
 from shardkit.models.adapter import AudioRef
 
@@ -42,7 +43,8 @@ def samples(run: Path) -> dict[str, bytes]:
 def test_run_directory(reference):
     results = json.loads((reference / "results.json").read_text())
     audio = {f"{p}-{c}" for p in ("prepended", "interleaved") for c in ("mismatched", "silence")}
-    assert set(results["metrics"]) == {"prepended", "interleaved", "text"} | audio
+    cascade = {"prepended-cascade", "interleaved-cascade"}
+    assert set(results["metrics"]) == {"prepended", "interleaved", "text"} | audio | cascade
     assert set(results["metrics"]["interleaved"]) == {"synonym", "hypernym", "identity"}
     assert "identity" not in results["metrics"]["text"]  # naming the label is no control for identity
     syn = results["metrics"]["interleaved"]["synonym"]
@@ -53,12 +55,13 @@ def test_run_directory(reference):
     assert results["versions"]["git_commit"] and results["shard_sha256"]
     assert {(t["a"], t["b"]) for t in results["tests"] if t["task"] == "synonym"} == {
         ("prepended", "interleaved"), ("prepended", "text"), ("interleaved", "text"),
-        *((c.split("-")[0], c) for c in audio)}  # an audio control against its own placement only
+        *((c.split("-")[0], c) for c in audio | cascade)}  # a control against its own placement only
     assert all("p_holm" in t["mcnemar"] for t in results["tests"])
     vs = results["baselines"]["hypernym"]["vs_candidate_prior"]  # every condition's AUROC paired with the prior's
     assert set(vs) == set(results["metrics"]) and all(0 < v["p"] <= 1 for v in vs.values() if v["p"] is not None)
     assert set(results["breakdowns"]["interleaved"]["hypernym"]) == {"word", "depth", "negative_kind"}
-    assert len(samples(reference)) == 20  # 3 tasks × 2 placements × (itself, mismatched, silence) + 2 text tasks
+    assert len(samples(reference)) == 24  # 3 tasks × 2 placements × (itself, mismatched, silence) + 2 text tasks
+    #                                        + 2 yes/no tasks × 2 cascades
     heard = {}  # what each audio condition played for one item: the clip, another class's clip, silence
     for cond in ("interleaved", "interleaved-mismatched", "interleaved-silence"):
         rows = [json.loads(x) for x in (reference / f"samples/{cond}/hypernym.jsonl").read_text().splitlines()]
@@ -68,6 +71,11 @@ def test_run_directory(reference):
     rows = [json.loads(x) for x in (reference / "samples/interleaved/hypernym.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and len({r["item_id"] for r in rows}) == 6
     assert all(r["prompt"].count("<audio>") == 1 and isinstance(r["score"], float) for r in rows)
+    named = {r["clip_id"]: r["raw"] for r in map(json.loads, (reference / "samples/interleaved/identity.jsonl")
+                                                                .read_text().splitlines())}
+    for r in map(json.loads, (reference / "samples/interleaved-cascade/hypernym.jsonl").read_text().splitlines()):
+        assert "<audio>" not in r["prompt"] and r["error"] is None  # the model's own label, in words, no audio
+        assert f'the sound of "{own_label(named[r["clip_id"]])}"' in r["prompt"]
     for name in ("report.md", "plots/metrics.png", "plots/pr.png", "plots/words.png", "config.json"):
         assert (reference / name).is_file(), name
     assert not list((reference / "samples").glob("*/*.part*"))
@@ -171,3 +179,33 @@ def test_other_scorings_run(shard, tmp_path, scoring):
     else:  # cloze likelihoods are ranked, never cut at a threshold fitted on the test items
         assert "auroc" in syn and "f1" not in syn
         assert results["metrics"]["interleaved"]["identity"]["n"] == 2
+
+
+def test_cascade_writes_the_own_label_or_an_error(shard):
+    """The cascade asks each yes/no question with the clip's identity answer under its placement; a clip whose
+    answer failed or is empty gets an error record, and a clip's label is its first identity answer's."""
+    from shardkit.benchmark.build import load_shard
+
+    items, _ = load_shard(shard[0])
+    cfg = EvalConfig(shard=str(shard[0]), placements=("prepended",), tasks=("hypernym", "identity"))
+    assert cfg.conditions[-2:] == ("prepended-cascade", "text")
+    assert EvalConfig(tasks=("identity",)).cascades == () and EvalConfig(cascade=False).cascades == ()
+    hyp = [i for i in items if i["task"] == "hypernym"][:12]
+    clips = sorted({i["clip"]["id"] for i in hyp})
+    ident = [{"clip_id": c, "raw": raw, "parsed": None, "error": err}
+             for c, (raw, err) in zip(clips, [("Dog barking.\nIt is loud", None), ("", None), (None, "boom")] * 9,
+                                      strict=False)]
+    records = {f"k{n}": r for n, r in enumerate(ident)}
+    order, batches, unavailable = plan_cascade(cfg, {"hypernym": hyp}, {("prepended", "identity"): list(records)},
+                                               records)
+    asked = {j[2]["id"]: j[3] for b in batches for j in b}
+    failed = {u[2]["id"] for u in unavailable}
+    assert len(order[("prepended-cascade", "hypernym")]) == len(hyp) and asked.keys() | failed == {i["id"] for i in hyp}
+    by_clip = dict(zip(clips, ["Dog barking", None, None] * 9, strict=False))
+    for i in hyp:
+        label = by_clip[i["clip"]["id"]]
+        if label is None:
+            assert i["id"] in failed
+        else:
+            req = asked[i["id"]]
+            assert req.audio == () and f'the sound of "{label}"' in req.prompt and i["candidate"] in req.prompt

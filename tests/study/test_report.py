@@ -210,6 +210,18 @@ def test_audio_warnings_name_every_score_the_wrong_audio_leaves_standing():
     assert w[1].startswith("original, identity: identity is not shown to drop") and "not shown to use the audio" in w[1]
 
 
+def test_cascade_notes_say_where_the_own_label_beats_the_audio():
+    from shardkit.study.report import cascade_notes
+
+    def t(task, value, p_holm):
+        return {"a": "original", "b": "original · cascade", "task": task,
+                "diffs": {"auroc": {"value": value, "ci": [value - 0.05, value + 0.05]}}, "mcnemar": {"p_holm": p_holm}}
+
+    notes = cascade_notes([t("synonym", 0.2, 0.01), t("hypernym", 0.1, 0.3), t("synonym", -0.1, 0.01)])
+    assert len(notes) == 1 and notes[0].startswith("original, synonym: with its own identity answer")
+    assert "+0.20" in notes[0] and "does not reach what it heard" in notes[0]
+
+
 def test_plots_and_determinism(written):
     out, first = written
     for name in ("bars", "tradeoff", "pr", "loss"):

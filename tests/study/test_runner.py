@@ -39,13 +39,16 @@ def test_report_of_a_study(micro):
     _, out, result = micro
     names = [r["name"] for r in result["rows"]]
     assert names == ["original", "zero-shot interleaved", "FT-Small", "FT-Large", "original · mismatched",
-                     "original · silence", "position=start", "replay=0", "LoRA r=4", "control (original)",
-                     "control (zero-shot interleaved)"]
+                     "original · silence", "original · cascade", "position=start", "replay=0", "LoRA r=4",
+                     "control (original)", "control (zero-shot interleaved)"]
     assert all(len(r["metrics"]["synonym"]) > 3 and r["metrics"]["synonym"]["n"] == 3 for r in result["rows"])
     assert "identity" not in result["rows"][-1]["metrics"]  # the text control asks no identity question
-    assert [len(result["tests"][k]) for k in ("claims", "audio", "ablations")] == [9, 6, 13]  # claims: 3 × 3
-    assert {t["mcnemar"]["method"] for t in result["tests"]["audio"] if t["task"] != "identity"} == {
-        "paired clip bootstrap of AUROC"}
+    # claims: 3 × 3; the cascade asks the two yes/no tasks only
+    assert [len(result["tests"][k]) for k in ("claims", "audio", "cascade", "ablations")] == [9, 6, 2, 13]
+    assert {t["mcnemar"]["method"] for k in ("audio", "cascade") for t in result["tests"][k]
+            if t["task"] != "identity"} == {"paired clip bootstrap of AUROC"}
+    cascade = next(r for r in result["rows"] if r["name"] == "original · cascade")
+    assert set(cascade["metrics"]) == {"synonym", "hypernym"} and cascade["metrics"]["synonym"]["n"] == 3
     assert {t["mcnemar"]["method"] for t in result["tests"]["claims"] if t["task"] == "identity"} <= {
         "sign-flip", "sign-flip, exact"}
     assert set(result["baselines"]) == {"synonym", "hypernym", "identity"}
@@ -59,6 +62,7 @@ def test_report_of_a_study(micro):
     report = (out / "report.md").read_text()
     assert "## The paper's table" in report and "| FT-Large |" in report and "+17.73 points" in report
     assert "## Does the model use the audio?" in report
+    assert "## Does the reasoning reach what the model heard?" in report
     for png in ("bars", "tradeoff", "pr", "loss"):
         assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     lora_id = next(s["id"] for s in result["stages"] if s["name"] == "LoRA r=4" and s["kind"] == "train")
@@ -80,7 +84,7 @@ def test_rerun_resume_and_one_branch(micro):
     # changing one ablation reruns only its branch
     again = study(preset, out, "--set", "ablations.position=[end]")
     assert ran(again) == ["position=end"]
-    assert [r["name"] for r in again["rows"]][6] == "position=end"
+    assert [r["name"] for r in again["rows"]][7] == "position=end"
 
 
 def test_training_seeds_rerun_only_the_tunings_and_check_each_verdict(micro):
@@ -98,7 +102,8 @@ def test_training_seeds_rerun_only_the_tunings_and_check_each_verdict(micro):
     seeds = result["seeds"]
     assert seeds["train"] == [0, 1] and list(seeds["more"]) == ["1"]
     assert set(seeds["spread"]) == {"original", "zero-shot interleaved", "FT-Small", "FT-Large",
-                                    "original · mismatched", "original · silence", "control (original)",
+                                    "original · mismatched", "original · silence", "original · cascade",
+                                    "control (original)",
                                     "control (zero-shot interleaved)"}  # ablations are the first seed's only
     original = next(r for r in result["rows"] if r["name"] == "original")
     cell = seeds["spread"]["original"]["synonym auroc"]

@@ -62,7 +62,7 @@ def test_training_seeds_replicate_the_tunings_and_conditions_only():
     assert list(three.stages)[:len(one.stages)] == list(one.stages)  # seed 0 is the single-seed study, run first
     assert three.rows == one.rows and list(three.replicates) == [1, 2]
     conditions = ["original", "zero-shot interleaved", "FT-Small", "FT-Large", "original · mismatched",
-                  "original · silence", "control (original)"]
+                  "original · silence", "original · cascade", "control (original)"]
     assert all([r.name for r in rows] == conditions for rows in three.replicates.values())
     extra = [s for sid, s in three.stages.items() if sid not in one.stages]
     assert {s.kind for s in extra} == {"train", "eval"}  # the same data and SHARD for every seed
