@@ -115,10 +115,10 @@ def reasoning_ceiling(items: list[dict], n_train: int, seed: int, layers: tuple[
     from shardkit.benchmark.relations import Guard
     from shardkit.benchmark.senses import load_senses
     from shardkit.eval.scoring import QUESTIONS
-    from shardkit.eval.stats import auroc
     from shardkit.models.prompts import TEMPLATES
     from shardkit.models.tiny_ltu import smollm2_dir
     from shardkit.resources.ontology import ontology
+    from shardkit.stats import auroc
     from shardkit.train.wordnet_text import TextQuestions, held_out
 
     path = smollm2_dir()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from shardkit import __version__
 from shardkit.errors import ShardkitError
+from shardkit.tasks import TASKS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a hub: models and data come from packages or paths
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -60,7 +61,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from shardkit.resources.doctor import run_checks
+    from shardkit.doctor import run_checks
 
     with Console(stderr=True).status("checking resources (loads WordNet and torch: ~10 s)"):
         checks = run_checks()
@@ -321,7 +322,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         table.add_column(col, justify="left" if col == "row" else "right")
     for row in study["rows"]:
         m = row["metrics"]
-        syn, hyp, ident = (m.get(t) or {} for t in ("synonym", "hypernym", "identity"))
+        syn, hyp, ident = (m.get(t) or {} for t in TASKS)
         table.add_row(row["name"], fmt(syn.get("f1")), fmt(hyp.get("f1")), fmt(syn.get("auroc"), pct=False),
                       fmt(hyp.get("auroc"), pct=False), fmt(ident.get("identity_accuracy_balanced")))
     con.print(table)

@@ -7,15 +7,14 @@ edited file gets fresh features; files are written atomically, so a killed run n
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from shardkit.errors import ShardkitError
+from shardkit.files import replacing
 from shardkit.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -79,12 +78,5 @@ class FeatureCache:
         return value
 
     def _write(self, path: Path, value: np.ndarray) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, value, allow_pickle=False)  # no fsync: a killed process is the risk, not power loss
-            os.replace(tmp, path)  # atomic on one filesystem: readers see the old state or the whole new file
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replacing(path) as tmp, open(tmp, "wb") as f:  # readers see the old state or the whole new file
+            np.save(f, value, allow_pickle=False)

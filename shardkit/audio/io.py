@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from shardkit.errors import ShardkitError
-from shardkit.resources.samples import quiet_stderr
+from shardkit.files import quiet_stderr
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ AUROC 0.5 means the candidate tells nothing. The evaluation reports these beside
 from collections import Counter
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
-YES_NO_TASKS = ("synonym", "hypernym")
+from shardkit.stats import auroc
+from shardkit.tasks import YES_NO
 
 
 def candidate_prior(items: list[dict]) -> np.ndarray:
@@ -41,19 +41,10 @@ def shortness(items: list[dict]) -> np.ndarray:
 CANDIDATE_ONLY = {"prior": candidate_prior, "generality": generality, "shortness": shortness}
 
 
-def auroc(gold: np.ndarray, score: np.ndarray) -> float:
-    """P(score of a yes item > score of a no item), ties 1/2 (Mann–Whitney U over n_yes × n_no)."""
-    gold = np.asarray(gold, dtype=bool)
-    if gold.all() or not gold.any():
-        return float("nan")
-    u = mannwhitneyu(score[gold], score[~gold], alternative="two-sided").statistic
-    return float(u / (gold.sum() * (~gold).sum()))
-
-
 def candidate_only(items: list[dict]) -> dict[str, dict[str, float]]:
     """AUROC of each candidate-only baseline per yes/no task: {task: {baseline: auroc}}."""
     out = {}
-    for task in YES_NO_TASKS:
+    for task in YES_NO:
         its = [i for i in items if i["task"] == task]
         gold = np.array([i["answer"] == "yes" for i in its])
         out[task] = {name: auroc(gold, fn(its)) for name, fn in CANDIDATE_ONLY.items()} if its else {}

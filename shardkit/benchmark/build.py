@@ -21,8 +21,9 @@ from shardkit.benchmark.relations import REASONS, Readings, WordFacts, load_excl
 from shardkit.benchmark.senses import Sense
 from shardkit.errors import ShardkitError
 from shardkit.resources.ontology import Ontology
+from shardkit.tasks import YES_NO
 
-TASKS = ("identity", "synonym", "hypernym")
+TASKS = ("identity", *YES_NO)  # the order of the files and of item generation
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def build_items(clips: list[Clip], senses: list[Sense], onto: Ontology, cfg: Bui
                     by_label.add((clip.id, f.word, task, c.lower()))
             slots.append(slot)
     negatives: dict[str, list[list[str]]] = {}
-    for task in ("synonym", "hypernym"):
+    for task in YES_NO:
         _choose_positives(slots, task, cfg.per_task)
         balance: Counter = Counter(_key(task, c) for s in slots for c in s.positives[task])
         negatives[task] = [_choose_negatives(slot, task, balance) for slot in slots]
@@ -207,7 +208,7 @@ def build_items(clips: list[Clip], senses: list[Sense], onto: Ontology, cfg: Bui
         if cd["id"] not in seen_clips:  # one identity question per clip, about its main source
             seen_clips.add(cd["id"])
             items.append(_item("identity", f, cd, None, f.sense.name, alias=aliases(f.sense, reviewed_aliases)))
-        for task in ("synonym", "hypernym"):
+        for task in YES_NO:
             hard = [c for c in negatives[task][k] if c in slot.hard[task]]
             rand = [c for c in negatives[task][k] if c not in slot.hard[task]]
             depth = f.hypernyms if task == "hypernym" else {}

@@ -1,13 +1,14 @@
 """The dataset card: what SHARD is for, how it was built, under which licences, and what it cannot tell you."""
 
 from shardkit.benchmark.relations import HARD_DEPTH, UNINFORMATIVE
+from shardkit.tasks import YES_NO
 
 
 def render(meta: dict, n_senses: int, sample_sources: dict[str, str] | None) -> str:
     c, cfg = meta["counts"], meta["config"]
     rows = "\n".join(
         f"| {t} | {c[t]['n']} | {c[t].get('yes', '–')} | {c[t].get('no', '–')} | {c[t].get('hard', '–')} "
-        f"| {c[t].get('random', '–')} |" for t in ("identity", "synonym", "hypernym")
+        f"| {c[t].get('random', '–')} |" for t in ("identity", *YES_NO)
     )
     words = ", ".join(f"{w} ({n})" for w, n in meta["words_with_clips"].items())
     sources = ""

@@ -12,10 +12,11 @@ pair with them item by item.
 """
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
+
+from shardkit.files import replacing
 
 AUDIO_CONTROLS = ("mismatched", "silence")
 CASCADE = "cascade"  # the model's own label in words instead of the audio
@@ -84,10 +85,8 @@ def silence_clip(folder: Path) -> dict:
 
     path = Path(folder) / "silence-10s.wav"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.wav")
-        sf.write(tmp, np.zeros(int(SILENCE_SECONDS * SILENCE_RATE), dtype=np.float32), SILENCE_RATE,
-                 subtype="PCM_16")
-        tmp.replace(path)
+        with replacing(path) as tmp:
+            sf.write(tmp, np.zeros(int(SILENCE_SECONDS * SILENCE_RATE), dtype=np.float32), SILENCE_RATE,
+                     subtype="PCM_16")
     return {"id": "silence", "path": str(path.resolve()), "start": 0.0, "end": None, "labels": [],
             "available": True}

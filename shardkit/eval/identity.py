@@ -10,9 +10,7 @@ negated mention ("not a dog"); the lenient score, reported beside it, accepts an
 import functools
 import hashlib
 import logging
-import os
 import re
-import tempfile
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -22,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from shardkit.errors import ShardkitError
+from shardkit.files import replacing
 from shardkit.paths import cache_dir, package_dir
 
 log = logging.getLogger(__name__)
@@ -214,20 +213,12 @@ class LabelEmbedder:
         t0 = time.perf_counter()
         vectors = self.embed(list(self.labels.values()))  # [n_labels, 384]
         log.info("embedded %d label names in %.2f s", len(vectors), time.perf_counter() - t0)
-        _write_npy(path, vectors)
+        with replacing(path) as tmp, open(tmp, "wb") as f:  # readers see no file or the whole file
+            np.save(f, vectors, allow_pickle=False)
         self._label_vectors = vectors
         return vectors
 
 
-def _write_npy(path: Path, value: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, value, allow_pickle=False)
-        os.replace(tmp, path)  # atomic on one filesystem: readers see no file or the whole file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def embedding_top1(outputs: Sequence[str], embedder: LabelEmbedder) -> list[str | None]:

@@ -7,7 +7,6 @@ bootstrap of the same aggregation. Unparsed answers stay in every denominator; i
 the manifest's, and a constant answer should score 1/k, not the share of the commonest class.
 """
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -15,7 +14,7 @@ from functools import partial
 import numpy as np
 
 from shardkit.errors import ShardkitError
-from shardkit.eval.stats import (
+from shardkit.stats import (
     Data,
     MetricFn,
     auroc,
@@ -29,6 +28,7 @@ from shardkit.eval.stats import (
     signflip_exact,
     weighted_mean,
 )
+from shardkit.suggest import choose_from
 
 YES_NO, IDENTITY = "yes_no", "identity"
 TASK_KINDS = {"synonym": YES_NO, "hypernym": YES_NO, "identity": IDENTITY}
@@ -81,14 +81,9 @@ def _balanced(data: Data, weights: np.ndarray | None = None):
 register(Metric(IDENTITY_HEADLINE, _balanced, True, IDENTITY, ("correct", "group")))
 
 
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=2)
-    return f"; did you mean {' or '.join(close)}?" if close else f"; choose from {', '.join(sorted(choices))}"
-
-
 def _kind(task: str) -> str:
     if task not in TASK_KINDS:
-        raise ShardkitError(f"unknown SHARD task {task!r}{_suggest(task, TASK_KINDS)}")
+        raise ShardkitError(f"unknown SHARD task {task!r}{choose_from(task, TASK_KINDS)}")
     return TASK_KINDS[task]
 
 
@@ -106,7 +101,7 @@ def _metrics_for(task: str, data: Data, names: tuple[str, ...] | None) -> dict[s
         if name not in found:
             if name in METRICS and METRICS[name].kind == kind:
                 raise ShardkitError(f"metric {name!r} needs data keys {', '.join(METRICS[name].needs)}")
-            raise ShardkitError(f"metric {name!r} does not apply to {task}{_suggest(name, found)}")
+            raise ShardkitError(f"metric {name!r} does not apply to {task}{choose_from(name, found)}")
     return {name: found[name] for name in names}
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shardkit.eval.store import atomic_write
+from shardkit.files import atomic_write
+from shardkit.tasks import TASKS, YES_NO
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def baselines_table(results: dict) -> str:
     """The model-free baselines on the same items, each with its CI: what a score must beat."""
     base = results.get("baselines") or {}
     rows = ["| task | baseline | what it sees | score [95% CI] |", "|---|---|---|---|"]
-    for task in ("synonym", "hypernym"):
+    for task in YES_NO:
         b = base.get(task)
         if not b:
             continue
@@ -171,7 +172,7 @@ def plots(folder: Path, results: dict, merged: dict) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     conds = list(results["metrics"])
-    tasks = sorted({t for c in conds for t in results["metrics"][c]}, key=["synonym", "hypernym", "identity"].index)
+    tasks = sorted({t for c in conds for t in results["metrics"][c]}, key=TASKS.index)
 
     # 1. metric bars with CIs: F1 for yes/no tasks, accuracy for identity, grouped by task, one bar per condition
     fig, ax = plt.subplots(figsize=(2.2 + 2.0 * len(tasks), 3.8))

@@ -13,8 +13,8 @@ import numpy as np
 from shardkit.eval import metrics
 from shardkit.eval.controls import split_condition
 from shardkit.eval.scoring import CONTROL
+from shardkit.tasks import TASKS, YES_NO
 
-YES_NO_TASKS = ("synonym", "hypernym")
 IDENTITY_WAYS = ("correct_string", "correct_embedding", "correct_lenient")  # beside the strict headline `correct`
 
 
@@ -58,7 +58,7 @@ def baselines(merged: dict[tuple[str, str], list[dict]], clip_index: dict[str, i
     from shardkit.benchmark.baselines import CANDIDATE_ONLY
 
     out: dict = {}
-    for task in YES_NO_TASKS:
+    for task in YES_NO:
         its = items.get(task) or []
         if not its:
             continue
@@ -102,12 +102,12 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
     for (cond, task), d in data.items():
         rows = merged[(cond, task)]
         out_metrics.setdefault(cond, {})[task] = s = metrics.summarise(task, d, **kw)
-        if cfg.scoring == "generate" and task in YES_NO_TASKS:
+        if cfg.scoring == "generate" and task in YES_NO:
             s["lenient"] = metrics.summarise(task, arrays(rows, clip_index, cloze, lenient=True), **kw)
-        if task in YES_NO_TASKS and cloze:  # scores only: rank within each word
+        if task in YES_NO and cloze:  # scores only: rank within each word
             breakdowns.setdefault(cond, {})[task] = {
                 "word": metrics.breakdown(d, np.array([r["word"] for r in rows]), task, **kw, metrics=("auroc",))}
-        elif task in YES_NO_TASKS:
+        elif task in YES_NO:
             breakdowns.setdefault(cond, {})[task] = {
                 "word": metrics.breakdown(d, np.array([r["word"] for r in rows]), task, **kw,
                                           metrics=("accuracy",)),
@@ -126,7 +126,7 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
         if not ident:
             continue
         by_clip = {clip_index[r["clip_id"]]: bool(r["correct"]) for r in ident if r["error"] is None}
-        for task in YES_NO_TASKS:
+        for task in YES_NO:
             rows = merged.get((cond, task))
             if rows:
                 ok = [r["error"] is None for r in rows]
@@ -135,7 +135,7 @@ def build_results(cfg, merged: dict[tuple[str, str], list[dict]], meta: dict, pr
                 conditioned.setdefault(cond, {})[task] = metrics.conditioned_on_identity(correct, clip, by_clip,
                                                                                          **kw)
     tests = []
-    tasks = sorted({t for _, t in merged}, key=["synonym", "hypernym", "identity"].index)
+    tasks = sorted({t for _, t in merged}, key=TASKS.index)
     for task in tasks:
         conds = [c for c in cfg.conditions if (c, task) in data]
         for a, b in combinations(conds, 2):

@@ -30,12 +30,13 @@ from shardkit.eval.controls import (
     split_condition,
 )
 from shardkit.eval.scoring import CONTROL, SCORINGS, PromptStyle, make_request, parse_yes_no
-from shardkit.eval.store import RecordStore, atomic_write
+from shardkit.eval.store import RecordStore
+from shardkit.files import atomic_write
+from shardkit.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
 PLACEMENTS = ("prepended", "interleaved")
-TASKS = ("synonym", "hypernym", "identity")
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,9 @@ wrote them), keeps each key once and writes `samples/<condition>/<task>.jsonl` a
 """
 
 import json
-import os
 from pathlib import Path
 
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from shardkit.files import atomic_write
 
 
 def _read_lines(path: Path) -> list[dict]:

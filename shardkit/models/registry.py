@@ -5,13 +5,13 @@
 the I/O, never the registry.
 """
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from shardkit.errors import ShardkitError
+from shardkit.suggest import choose_from
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -40,16 +40,11 @@ def register(name: str, description: str, options: dict[str, str] | None = None,
     return wrap
 
 
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=2)
-    return f"; did you mean {' or '.join(close)}?" if close else f"; choose from {', '.join(sorted(choices))}"
-
-
 def parse_spec(spec: str) -> tuple[Family, dict[str, str]]:
     """`family:key=value,...` → (family, options), validated against the family's declared keys."""
     name, _, rest = spec.partition(":")
     if name not in FAMILIES:
-        raise ShardkitError(f"unknown model family {name!r} in --model {spec!r}{_suggest(name, FAMILIES)}")
+        raise ShardkitError(f"unknown model family {name!r} in --model {spec!r}{choose_from(name, FAMILIES)}")
     fam = FAMILIES[name]
     opts: dict[str, str] = {}
     for part in filter(None, rest.split(",")):
@@ -57,7 +52,7 @@ def parse_spec(spec: str) -> tuple[Family, dict[str, str]]:
         if not eq or not value:
             raise ShardkitError(f"--model {spec!r}: expected key=value, got {part!r}")
         if key not in fam.options:
-            raise ShardkitError(f"--model {spec!r}: {name} has no option {key!r}{_suggest(key, fam.options)}")
+            raise ShardkitError(f"--model {spec!r}: {name} has no option {key!r}{choose_from(key, fam.options)}")
         opts[key] = value
     missing = [k for k in fam.required if k not in opts]
     if missing:

@@ -7,12 +7,10 @@ bell. Every clip carries AudioSet mids and a train/test split drawn per recordin
 never straddle the split. Output is a JSONL clip manifest that the benchmark reads like any user's manifest.
 """
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from shardkit.files import quiet_stderr
 from shardkit.paths import cache_dir, package_dir
 
 log = logging.getLogger(__name__)
@@ -370,19 +369,6 @@ def package_recordings() -> Iterator[tuple[str, Path, list[str], str, str]]:
         yield f"arcade-{f.stem}", f, ["sfx"], "arcade (Kenney assets)", "CC0-1.0"
     for f in sorted((package_dir("chime", "chime") / "themes").glob("*/*.wav")):
         yield f"chime-{f.parent.name}-{f.stem}", f, ["sfx"], "chime", "MIT (package licence)"
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Silence C-level stderr (libmpg123 warns about the ID3 tag of one shipped mp3 on every read)."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _read_mono16k(path: Path) -> np.ndarray:

@@ -6,12 +6,12 @@ reported at once, before anything heavy runs. A user preset may start from a shi
 override a few keys; `--set section.key=value` does the same from the command line.
 """
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shardkit.config import read_mapping
 from shardkit.errors import ShardkitError
+from shardkit.suggest import did_you_mean
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 CONDITIONS = {"original": "original", "zero-shot": "zero-shot interleaved", "ft-small": "FT-Small",
@@ -76,9 +76,8 @@ def _read(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
     if not path.suffix and not path.exists():
         path = PRESETS_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
-            close = difflib.get_close_matches(str(name_or_path), preset_names(), n=1)
-            raise ShardkitError(f"no preset {name_or_path!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-                                + f" (shipped: {', '.join(preset_names())}; or give a .yaml path)")
+            raise ShardkitError(f"no preset {name_or_path!r}{did_you_mean(name_or_path, preset_names())}"
+                                f" (shipped: {', '.join(preset_names())}; or give a .yaml path)")
     values = read_mapping(path, "preset")
     base = values.pop("base", None)
     if base is None:
@@ -128,9 +127,8 @@ def _unknown(where: str, keys, known) -> list[str]:
     out = []
     for k in keys:
         if k not in known:
-            close = difflib.get_close_matches(str(k), list(known), n=1, cutoff=0.5)
-            out.append(f"unknown key {where}{k}" + (f" (did you mean {close[0]!r}?)" if close else
-                                                      f" (known: {', '.join(known)})"))
+            out.append(f"unknown key {where}{k}" + (did_you_mean(k, known, cutoff=0.5)
+                                                      or f" (known: {', '.join(known)})"))
     return out
 
 

@@ -6,20 +6,19 @@ ours, the paired tests, then plots and timings. Nothing is computed here that `s
 """
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from shardkit.eval.report import fmt, fmt_mde
-from shardkit.eval.store import atomic_write
+from shardkit.files import atomic_write, replacing
+from shardkit.tasks import YES_NO
 
 log = logging.getLogger(__name__)
 
-YESNO = ("synonym", "hypernym")
 IDENTITY = "identity_accuracy_balanced"  # the headline: strict (gold class or below, no negation), class-balanced
 # (task, metric key, column heading) for the paper's table
-COLUMNS = [(t, k, f"{t} {h}") for t in YESNO for k, h in (("precision", "P"), ("recall", "R"), ("f1", "F1"))] + [
+COLUMNS = [(t, k, f"{t} {h}") for t in YES_NO for k, h in (("precision", "P"), ("recall", "R"), ("f1", "F1"))] + [
     ("identity", IDENTITY, "identity (strict, balanced)"),
     ("identity", "identity_accuracy", "identity (strict)"),
     ("identity", "identity_accuracy_lenient", "identity (lenient)"),
@@ -85,7 +84,7 @@ def _auroc_table(rows: list[dict]) -> list[str]:
     """Threshold-free discrimination: a model that leans to one answer can still rank yes-items above no-items."""
     out = ["| row | synonym AUROC | hypernym AUROC |", "|---|---|---|"]
     for r in rows:
-        out.append(f"| {_cell(r['name'])} | " + " | ".join(fmt(_metric(r, t, "auroc"), pct=False) for t in YESNO)
+        out.append(f"| {_cell(r['name'])} | " + " | ".join(fmt(_metric(r, t, "auroc"), pct=False) for t in YES_NO)
                    + " |")
     return out
 
@@ -145,7 +144,7 @@ def findings(reference: list[dict]) -> list[str]:
 
 def _baselines_table(base: dict) -> list[str]:
     out = ["| task | baseline (no model, no audio) | score [95% CI] |", "|---|---|---|"]
-    for task in YESNO:
+    for task in YES_NO:
         b = base.get(task) or {}
         if b.get("always_yes"):
             y = b["always_yes"]
@@ -175,7 +174,7 @@ def baseline_warnings(rows: list[dict], base: dict) -> list[str]:
     out = []
     const = ((base.get("identity") or {}).get("best_constant") or {}).get("balanced")
     for r in rows:
-        for task in YESNO:
+        for task in YES_NO:
             yes = ((base.get(task) or {}).get("always_yes") or {}).get("f1") or {}
             f1, auc = _metric(r, task, "f1"), _metric(r, task, "auroc")
             if auc and (auc["ci"][0] is None or auc["ci"][0] <= 0.5):
@@ -332,7 +331,7 @@ def write_report(out: Path, study: dict) -> None:
     others = [r for r in rows if r["group"] != "condition"]
     if others:
         lines += ["## Ablations and controls", ""] + _metrics_table(others, extra=True) + [""]
-    if any(_metric(r, t, "auroc") for r in rows for t in YESNO):
+    if any(_metric(r, t, "auroc") for r in rows for t in YES_NO):
         lines += ["## Discrimination, free of the yes/no bias", "", "F1 depends on where a model puts its yes/no "
                   "boundary: on SHARD's balanced items, answering yes to everything scores precision 50, recall 100, "
                   "F1 66.7. AUROC of the yes-vs-no log-odds asks only whether yes-items rank above no-items "
@@ -393,9 +392,8 @@ def _pct(m: dict) -> tuple[float, float, float]:
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -431,7 +429,7 @@ def _plots(folder: Path, study: dict) -> None:
     fig, ax = plt.subplots(figsize=(7, 5))
     prev, markers = None, iter(ABLATION_MARKERS * 4)
     for r in rows:
-        ident, f1s = _metric(r, "identity", IDENTITY), [_metric(r, t, "f1") for t in YESNO]
+        ident, f1s = _metric(r, "identity", IDENTITY), [_metric(r, t, "f1") for t in YES_NO]
         if not ident or not all(f1s):
             continue
         x, xlo, xhi = _pct(ident)
@@ -455,8 +453,8 @@ def _plots(folder: Path, study: dict) -> None:
     _save(fig, folder / "tradeoff.png")
 
     # 3. precision–recall per yes/no task; operating points get CIs only where no curve was drawn
-    fig, axes = plt.subplots(1, len(YESNO), figsize=(10, 4), squeeze=False)
-    for ax, task in zip(axes[0], YESNO, strict=True):
+    fig, axes = plt.subplots(1, len(YES_NO), figsize=(10, 4), squeeze=False)
+    for ax, task in zip(axes[0], YES_NO, strict=True):
         curves = {r["name"]: pr_curve(**p) for r in rows if (p := (r.get("pr") or {}).get(task))}
         curves = {n: c for n, c in curves.items() if len(c[0]) >= 2}
         for r in rows:

@@ -17,14 +17,14 @@ from pathlib import Path
 from shardkit.errors import ShardkitError
 from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, split_condition
 from shardkit.eval.results import json_safe
-from shardkit.eval.store import atomic_write
+from shardkit.files import atomic_write
 from shardkit.study.preset import CONDITIONS, PAPER_SIZES, StudyConfig
 from shardkit.study.stages import Plan, Stage, plan_study
+from shardkit.tasks import TASKS, YES_NO
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[Stage, int, int, str], None]  # (stage, done, total, extra text)
-YESNO = ("synonym", "hypernym")
 
 
 def stage_dir(out: Path, stage_id: str) -> Path:
@@ -189,10 +189,10 @@ def _rows(plan_rows: list, runs: dict) -> tuple[list[dict], dict]:
     rows, records = [], {}
     for r in plan_rows:
         results, merged = runs[r.eval]
-        records[r.name] = {task: merged[(r.condition, task)] for task in ("synonym", "hypernym", "identity")
+        records[r.name] = {task: merged[(r.condition, task)] for task in TASKS
                            if (r.condition, task) in merged}
         pr = {t: {"gold": [x["gold"] == "yes" for x in recs], "score": [x["score"] for x in recs]}
-              for t, recs in records[r.name].items() if t in YESNO and any(x["score"] is not None for x in recs)}
+              for t, recs in records[r.name].items() if t in YES_NO and any(x["score"] is not None for x in recs)}
         rows.append({**asdict(r), "metrics": results["metrics"][r.condition], "pr": pr})
     return rows, records
 
@@ -281,17 +281,16 @@ def _tests(cfg: StudyConfig, rows: list, records: dict) -> dict[str, list[dict]]
             metrics.apply_holm(out)
         return out
 
-    all_tasks = ("synonym", "hypernym", "identity")
     original = CONDITIONS["original"]
     conditions = [r.name for r in rows if r.group == "condition"]
     audio = [r for r in rows if split_condition(r.condition)[1] in AUDIO_CONTROLS]
     cascade = [r for r in rows if split_condition(r.condition)[1] == CASCADE]
     return {
-        "claims": family([(original, c) for c in conditions if c != original], all_tasks),
-        "audio": family([(r.base, r.name) for r in audio], all_tasks, on_auroc=True),
-        "cascade": family([(r.base, r.name) for r in cascade], all_tasks, on_auroc=True),
+        "claims": family([(original, c) for c in conditions if c != original], TASKS),
+        "audio": family([(r.base, r.name) for r in audio], TASKS, on_auroc=True),
+        "cascade": family([(r.base, r.name) for r in cascade], TASKS, on_auroc=True),
         "ablations": family([(r.base, r.name) for r in rows if r.group != "condition" and r not in audio + cascade],
-                            all_tasks),
+                            TASKS),
     }
 
 
@@ -313,9 +312,9 @@ def _balance(cfg: StudyConfig, records: dict, names: list[str]) -> dict:
 
     from shardkit.eval import metrics
     from shardkit.eval.results import arrays
-    from shardkit.eval.stats import bootstrap_p, cluster_weights
+    from shardkit.stats import bootstrap_p, cluster_weights
 
-    tasks = ("synonym", "hypernym", "identity")
+    tasks = TASKS
     names = [n for n in names if all(t in records[n] for t in tasks)]
     if not names:
         return {}

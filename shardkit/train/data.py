@@ -32,7 +32,6 @@ which is why SHARD itself uses the audited table; the mapping of every label is 
 review. Labels with no noun sense (`Rapping`) get identity and description questions only.
 """
 
-import difflib
 import hashlib
 import json
 import logging
@@ -50,6 +49,7 @@ from shardkit.benchmark.senses import Sense
 from shardkit.errors import ShardkitError
 from shardkit.models.prompts import AUDIO, POSITIONS, SUBJECT, Placement, place_marker
 from shardkit.resources.ontology import Ontology
+from shardkit.suggest import did_you_mean
 from shardkit.train.wordnet_text import TextQuestions
 from shardkit.train.wordnet_text import held_out as held_out_subjects
 
@@ -136,15 +136,10 @@ class DataConfig:
     def from_dict(cls, values: Mapping) -> "DataConfig":
         """Build from a parsed YAML/JSON mapping; an unknown key is an error with a suggestion."""
         known = [f for f in cls.__dataclass_fields__]
-        unknown = [f"unknown data config key {k!r}{_suggest(k, known)}" for k in values if k not in known]
+        unknown = [f"unknown data config key {k!r}{did_you_mean(k, known)}" for k in values if k not in known]
         if unknown:
             raise ShardkitError("; ".join(unknown) + f" (known: {', '.join(known)})")
         return cls(**values)
-
-
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _mix_problems(mix) -> list[str]:
@@ -153,7 +148,7 @@ def _mix_problems(mix) -> list[str]:
     problems, total = [], 0.0
     for key, share in mix.items():
         if key not in TASKS:
-            problems.append(f"unknown mix key {key!r}{_suggest(key, TASKS)} (known: {', '.join(TASKS)})")
+            problems.append(f"unknown mix key {key!r}{did_you_mean(key, TASKS)} (known: {', '.join(TASKS)})")
         elif isinstance(share, bool) or not isinstance(share, int | float) or not math.isfinite(share):
             problems.append(f"mix share {key}={share!r} is not a number")
         elif share < 0:

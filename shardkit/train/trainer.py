@@ -9,7 +9,6 @@ exactly where an uninterrupted one would be.
 """
 
 import dataclasses
-import difflib
 import functools
 import hashlib
 import json
@@ -34,6 +33,7 @@ from shardkit.config import read_mapping
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef
 from shardkit.models.prompts import AUDIO_ID, IGNORE, collate, encode, truncate
+from shardkit.suggest import did_you_mean
 from shardkit.train.lora import MODES, LoraSettings, Trainable, apply_mode
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,8 @@ def load_config(path: Path | None = None, overrides: dict | None = None) -> Trai
     problems, clean = [], {}
     for key, value in values.items():
         if key not in kinds:
-            close = difflib.get_close_matches(str(key), list(kinds), n=1, cutoff=0.5)
-            problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else
-                                                      f" (known: {', '.join(kinds)})"))
+            problems.append(f"unknown key {key!r}" + (did_you_mean(key, kinds, cutoff=0.5)
+                                                      or f" (known: {', '.join(kinds)})"))
             continue
         value, problem = _coerce(key, value, kinds[key])
         if problem:

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from shardkit.benchmark.baselines import auroc, candidate_only, candidate_prior, generality, shortness
+from shardkit.benchmark.baselines import candidate_only, candidate_prior, generality, shortness
+from shardkit.stats import auroc
 
 
 def _item(task, candidate, answer):

@@ -14,7 +14,7 @@ from shardkit.eval.metrics import (
     register,
     summarise,
 )
-from shardkit.eval.stats import binary_metrics, holm
+from shardkit.stats import binary_metrics, holm
 
 NAN = float("nan")
 

@@ -49,7 +49,8 @@ def test_answers_are_true_and_negatives_unrelated_under_every_sense(subjects):
 
 def test_candidates_are_equally_general_for_yes_and_no(subjects):
     """A "no" candidate is a positive of another subject at the same depth: the candidate alone tells nothing."""
-    from shardkit.benchmark.baselines import auroc, generality, shortness
+    from shardkit.benchmark.baselines import generality, shortness
+    from shardkit.stats import auroc
 
     gen = TextQuestions(random.Random(1), subjects)
     items = []

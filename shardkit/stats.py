@@ -1,4 +1,5 @@
-"""Statistics for SHARD results: binary metrics, AUROC, clip-clustered bootstrap CIs and paired tests.
+"""Statistics shared by the benchmark's baselines and the evaluation: binary metrics, AUROC, clip-clustered
+bootstrap CIs and paired tests (the ground floor: it imports nothing above errors).
 
 Several items share one clip, so items are not independent; resampling clips (all of a clip's items move
 together) keeps the intervals honest. Every metric takes optional item weights of shape [n] or [r, n], so a

@@ -53,7 +53,8 @@ def _senses() -> str:
 def _recordings() -> str:
     import soundfile as sf
 
-    from shardkit.resources.samples import package_recordings, quiet_stderr
+    from shardkit.files import quiet_stderr
+    from shardkit.resources.samples import package_recordings
 
     n = 0
     for _, path, *_ in package_recordings():

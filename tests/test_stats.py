@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
+from shardkit import stats
 from shardkit.errors import ShardkitError
-from shardkit.eval import stats
-from shardkit.eval.stats import (
+from shardkit.stats import (
     auroc,
     binary_counts,
     binary_metrics,
@@ -346,7 +346,7 @@ def test_cluster_bootstrap_with_one_item_per_clip_is_the_iid_bootstrap():
 
 
 def test_balanced_mean_weights_each_class_equally():
-    from shardkit.eval.stats import balanced_mean
+    from shardkit.stats import balanced_mean
 
     x = np.array([1, 1, 1, 1, 0, 0], dtype=float)
     g = np.array(["a", "a", "a", "a", "b", "c"])
@@ -356,7 +356,7 @@ def test_balanced_mean_weights_each_class_equally():
 
 
 def test_signflip_equals_exact_mcnemar_with_equal_weights():
-    from shardkit.eval.stats import mcnemar_exact, signflip_exact
+    from shardkit.stats import mcnemar_exact, signflip_exact
 
     rng = np.random.default_rng(3)
     for n_disc in (5, 12, 40):
@@ -370,7 +370,7 @@ def test_signflip_equals_exact_mcnemar_with_equal_weights():
 
 
 def test_signflip_balanced_weights_tests_the_balanced_difference():
-    from shardkit.eval.stats import signflip_exact
+    from shardkit.stats import signflip_exact
 
     # 10 items of class a all improve; 2 items of class b both get worse: plain counts say 10 vs 2, but with
     # class-balanced weights the two classes move by +1 and -1: no balanced difference at all
@@ -382,7 +382,7 @@ def test_signflip_balanced_weights_tests_the_balanced_difference():
 
 
 def test_mcnemar_mde_is_the_difference_found_with_80_percent_power():
-    from shardkit.eval.stats import mcnemar_mde
+    from shardkit.stats import mcnemar_mde
 
     n, disc = 400, 80
     delta = mcnemar_mde(n, disc)
@@ -404,7 +404,7 @@ def test_mcnemar_mde_is_the_difference_found_with_80_percent_power():
 
 
 def test_mde_normal_is_2_8_standard_errors():
-    from shardkit.eval.stats import mde_normal
+    from shardkit.stats import mde_normal
 
     assert mde_normal(0.01) == pytest.approx(0.028016, abs=1e-6)
     assert mde_normal(0.01, alpha=0.05, power=0.5) == pytest.approx(0.0195996, abs=1e-6)
