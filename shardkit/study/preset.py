@@ -168,12 +168,16 @@ def validate(values: dict) -> list[str]:
     shard = dict(values.get("shard") or {})
     for k in ("manifest", "audio_root"):
         shard.pop(k, None)
-    _check(problems, "shard", lambda: BuildConfig(**shard))
+    shard_keys = [*BuildConfig.__dataclass_fields__, "manifest", "audio_root"]
+    problems += _unknown("shard.", shard, shard_keys)
+    _check(problems, "shard", lambda: BuildConfig(**{k: v for k, v in shard.items() if k in shard_keys}))
 
     ev = values.get("eval") or {}
     problems += [f"eval.{k}: set by the study, not the preset" for k in ev if k in SET_BY_STUDY["eval"]]
+    problems += _unknown("eval.", ev, list(EvalConfig.__dataclass_fields__))
     _check(problems, "eval", lambda: EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ev.items()
-                                                   if k not in SET_BY_STUDY["eval"]}))
+                                                   if k not in SET_BY_STUDY["eval"]
+                                                   and k in EvalConfig.__dataclass_fields__}))
 
     def stage(section: str, sub: dict, extra: tuple[str, ...]) -> None:
         problems.extend(_unknown(f"{section}.", sub, ["data", "train", *extra]))

@@ -56,6 +56,14 @@ def test_every_problem_at_once():
     assert "\n" not in msg
 
 
+def test_a_typo_in_the_shard_or_eval_section_is_named_with_a_suggestion():
+    with pytest.raises(ShardkitError) as e:
+        load_preset("cpu-demo", {"eval": {"scorng": "yesno"}, "shard": {"per_tsk": 3}})
+    msg = str(e.value)
+    assert "unknown key eval.scorng (did you mean 'scoring'?)" in msg
+    assert "unknown key shard.per_tsk (did you mean 'per_task'?)" in msg and "unexpected keyword" not in msg
+
+
 def test_ablations_must_fit_their_condition():
     with pytest.raises(ShardkitError, match="position and cue ablations need an interleaved condition"):
         load_preset("cpu-demo", {"ablations": {"condition": "original", "replay": []}})
