@@ -340,14 +340,19 @@ def _constant(cfg: EvalConfig, items: list[dict]) -> dict | None:
     return best_constant(items, _Identity().load())
 
 
+# How a run is carried out, not what it measures: they may change on resume. batch_size changes which items share
+# a forward (scores agree to float tolerance); n_boot and seed act on results.json only (a mismatched clip is part
+# of its record's key).
+RUN_CONTROL = ("batch_size", "n_boot", "seed")
+
+
 def _check_same_config(out: Path, cfg: EvalConfig, meta: dict) -> None:
     """Resuming into a folder written with other settings would mix experiments: refuse, naming the field."""
     path = out / "config.json"
     mine = {"config": asdict(cfg), "shard_sha256": meta["sha256"]}
     if path.exists():
         old = json.loads(path.read_text())
-        for k in ("model", "shard", "placements", "tasks", "scoring", "control", "audio_controls", "cascade", "limit",
-                  "position", "cue", "max_new_tokens", "dtype"):
+        for k in (k for k in mine["config"] if k not in RUN_CONTROL):
             a, b = old["config"].get(k), mine["config"].get(k)
             if json.dumps(a) != json.dumps(b):
                 raise ShardkitError(f"{out} holds a run with {k}={a!r}, not {b!r}: use another --out to compare")

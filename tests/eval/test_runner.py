@@ -122,6 +122,22 @@ def test_resuming_with_other_settings_is_refused(shard, reference):
         run_eval(cfg, reference)
 
 
+def test_resume_guard_compares_everything_but_how_the_run_is_carried_out(tmp_path):
+    """dtype or device change the numbers (a float32 record must not be labelled bfloat16); batch size, bootstrap
+    replicates and seed do not change what a record measures."""
+    from dataclasses import replace
+
+    from shardkit.eval.runner import _check_same_config
+
+    meta = {"sha256": "abc"}
+    cfg = EvalConfig(shard="s")
+    _check_same_config(tmp_path, cfg, meta)
+    _check_same_config(tmp_path, replace(cfg, batch_size=4, n_boot=10, seed=3), meta)
+    for change in ({"dtype": "bfloat16"}, {"device": "cuda"}, {"cascade": False}, {"position": "end"}):
+        with pytest.raises(ShardkitError, match=f"holds a run with {next(iter(change))}="):
+            _check_same_config(tmp_path, replace(cfg, **change), meta)
+
+
 def test_unavailable_audio_is_an_excluded_error(tmp_path):
     import numpy as np
     import soundfile as sf
