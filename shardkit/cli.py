@@ -255,21 +255,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = train(cfg, args.out, resume=args.resume, cpu=args.cpu, progress=update,
                         announce=con.print if main_process else None)
     if main_process and summary["losses"]:
+        from shardkit.models.registry import trained_spec
+
         losses = summary["losses"]
         con.print(f"steps {summary['started_at']}→{summary['steps']}: loss {losses[0]:.4f} → {losses[-1]:.4f} "
                   f"(mean of the last 10: {sum(losses[-10:]) / len(losses[-10:]):.4f})")
+        spec = trained_spec(cfg.model, args.out)
         con.print(f"wrote {args.out}/final (projector.safetensors{', adapter/' if 'lora' in cfg.mode else ''}), "
-                  f"log.jsonl, loss.png; evaluate with --model {_tuned_spec(cfg.model, args.out)}")
+                  f"log.jsonl, loss.png" + (f"; evaluate with --model {spec}" if spec else ""))
     return 0
-
-
-def _tuned_spec(spec: str, out: str) -> str:
-    """The spec that loads a training run's output: the start spec with its family's tuned-weights key set to OUT."""
-    from shardkit.models.registry import parse_spec
-
-    fam, opts = parse_spec(spec)
-    opts = {**opts, fam.tuned_key or "ckpt": out}
-    return f"{fam.name}:" + ",".join(f"{k}={v}" for k, v in opts.items())
 
 
 def cmd_study(args: argparse.Namespace) -> int:

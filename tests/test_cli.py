@@ -63,10 +63,9 @@ def test_bad_senses_file_is_one_line_with_file_and_line(tmp_path):
 
 def test_training_hint_names_the_spec_that_loads_its_output():
     """The line `shardkit train` ends with must be a spec the family accepts, its other options kept."""
-    from shardkit.cli import _tuned_spec
-    from shardkit.models.registry import parse_spec
+    from shardkit.models.registry import parse_spec, trained_spec
 
-    assert _tuned_spec("tiny-ltu:ckpt=runs/stage0", "runs/ft") == "tiny-ltu:ckpt=runs/ft"
-    spec = _tuned_spec("ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1", "runs/ft")
+    assert trained_spec("tiny-ltu:ckpt=runs/stage0", "runs/ft") == "tiny-ltu:ckpt=runs/ft"
+    spec = trained_spec("ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1", "runs/ft")
     assert spec == "ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1,tuned=runs/ft"
     assert parse_spec(spec)[1]["tuned"] == "runs/ft"

@@ -231,8 +231,12 @@ def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str, out: Pa
                 jobs.sort(key=lambda j: (j[2]["clip"]["id"], len(j[4]), j[0]))  # prefix (adapter.yes_no)
             else:  # similar lengths share a batch; the key breaks ties
                 jobs.sort(key=lambda j: (len(j[4]), j[0]))
-            batches += [jobs[k:k + cfg.batch_size] for k in range(0, len(jobs), cfg.batch_size)]
+            batches += _cut(jobs, cfg.batch_size)
     return order, batches, unavailable, tuple(words)
+
+
+def _cut(jobs: list, size: int) -> list[list]:
+    return [jobs[k:k + size] for k in range(0, len(jobs), size)]
 
 
 def plan_cascade(cfg: EvalConfig, items: dict[str, list[dict]], order: dict, records: dict[str, dict]):
@@ -254,18 +258,15 @@ def plan_cascade(cfg: EvalConfig, items: dict[str, list[dict]], order: dict, rec
             jobs = []
             for item in its:
                 label = labels.get(item["clip"]["id"])
+                req = make_request(item, condition, cfg.scoring, "", style, label=label or "(no label)")
+                key = record_key(cfg, condition, item, req.prompt)
+                new_order.setdefault((condition, task), []).append(key)
                 if label is None:
-                    req = make_request(item, condition, cfg.scoring, "", style, label="(no label)")
-                    key = record_key(cfg, condition, item, req.prompt)
                     unavailable.append((key, condition, item, req.prompt, f"no own label for {item['clip']['id']}: "
                                                                           f"its {placement} identity answer failed"))
                 else:
-                    req = make_request(item, condition, cfg.scoring, "", style, label=label)
-                    key = record_key(cfg, condition, item, req.prompt)
                     jobs.append((key, condition, item, req, req.prompt))
-                new_order.setdefault((condition, task), []).append(key)
-            jobs.sort(key=lambda j: (len(j[4]), j[0]))
-            batches += [jobs[k:k + cfg.batch_size] for k in range(0, len(jobs), cfg.batch_size)]
+            batches += _cut(sorted(jobs, key=lambda j: (len(j[4]), j[0])), cfg.batch_size)
     return new_order, batches, unavailable
 
 
@@ -283,9 +284,9 @@ def run_eval(cfg: EvalConfig, out: Path, progress: Callable[[int, int], None] | 
     store = RecordStore(out, rank)
     loaded: dict = {}
 
-    def run(batches: list, unavailable: list, what: str) -> None:
-        """This process's share of `batches` not yet written, and (rank 0) the error records of `unavailable`."""
-        done = set(store.existing())
+    def run(batches: list, unavailable: list, what: str, done: set[str]) -> None:
+        """This process's share of `batches` not yet written (`done`: the keys on disk), and (rank 0) the error
+        records of `unavailable`."""
         mine = [b for k, b in enumerate(batches) if k % world == rank]
         todo = [b for b in mine if not all(j[0] in done for j in b)]
         log.info("process %d of %d, %s: %d of %d batches to run (%d already done)", rank + 1, world, what, len(todo),
@@ -308,11 +309,12 @@ def run_eval(cfg: EvalConfig, out: Path, progress: Callable[[int, int], None] | 
         store.close()
         barrier()
 
-    run(batches, unavailable, "placements and controls")
+    run(batches, unavailable, "placements and controls", set(store.existing()))
     if cfg.cascades:  # every process reads every process's identity answers, so all plan the same batches
-        more, batches, unavailable = plan_cascade(cfg, selected, order, store.existing())
+        records = store.existing()
+        more, batches, unavailable = plan_cascade(cfg, selected, order, records)
         order = {**order, **more}
-        run(batches, unavailable, "cascade")
+        run(batches, unavailable, "cascade", set(records))
     if rank != 0:
         return None
     merged = store.merge(order)

@@ -75,6 +75,17 @@ def with_tuned(spec: str, folder: str) -> str:
     return _with(spec, folder, "tuned_key", "tuned by shardkit")
 
 
+def trained_spec(spec: str, folder: str) -> str | None:
+    """The spec that loads what `shardkit train` started from `spec` wrote into `folder`: `spec` with its family's
+    tuned-weights key set to `folder` (replacing a start checkpoint, whose weights the output holds again); None
+    for a family with no such key."""
+    fam, opts = parse_spec(spec)
+    if fam.tuned_key is None:
+        return None
+    opts = {k: v for k, v in opts.items() if k != fam.tuned_key}
+    return with_tuned(f"{fam.name}:" + ",".join(f"{k}={v}" for k, v in opts.items()) if opts else fam.name, folder)
+
+
 def with_base(spec: str, folder: str) -> str:
     """The spec of `spec`'s model with a `shardkit train` run in `folder` merged into its weights: its new base."""
     return _with(spec, folder, "base_key", "given a merged base by shardkit")

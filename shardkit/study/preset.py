@@ -168,9 +168,9 @@ def validate(values: dict) -> list[str]:
     shard = dict(values.get("shard") or {})
     for k in ("manifest", "audio_root"):
         shard.pop(k, None)
-    shard_keys = [*BuildConfig.__dataclass_fields__, "manifest", "audio_root"]
-    problems += _unknown("shard.", shard, shard_keys)
-    _check(problems, "shard", lambda: BuildConfig(**{k: v for k, v in shard.items() if k in shard_keys}))
+    problems += _unknown("shard.", shard, list(BuildConfig.__dataclass_fields__))
+    _check(problems, "shard", lambda: BuildConfig(**{k: v for k, v in shard.items()
+                                                     if k in BuildConfig.__dataclass_fields__}))
 
     ev = values.get("eval") or {}
     problems += [f"eval.{k}: set by the study, not the preset" for k in ev if k in SET_BY_STUDY["eval"]]
