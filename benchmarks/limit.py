@@ -18,16 +18,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import RESULTS, quiet, save, shard_items, table
+from benchmarks._common import RESULTS, matmul_rate, quiet, save, shard_items, table
 from shardkit.eval.scoring import PromptStyle, make_request
-
-
-def matmul_rate(m: int, k: int, n: int, repeat: int = 5) -> float:
-    """Best GFLOP/s of an [m, k] @ [k, n] float32 matmul."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeat))
-    return 2 * m * k * n / best / 1e9
 
 
 def _timed(fn) -> float:

@@ -1,16 +1,17 @@
-"""Training: samples/s of a LoRA step (projector + LoRA, tiny-ltu) with cached audio features vs recomputed ones.
+"""Training: useful work per second of the trainer's step, with plain random batches and with length-grouped ones.
 
-Cached is what `shardkit train` does: the frozen front end and encoder run once per clip and their outputs stay
-in memory. Recompute is the LTU-style collator: every sample's clip is read from disk and run through the front
-end again at every step. Both run the trainer's own step (forward, summed token loss, backward, AdamW) on the same
-batches of `make-data` samples, alternating, and the ratio is between medians of the same run.
+The data is the cpu-reasoning instruct stage's kind (text-only WordNet questions, about 30 tokens, beside
+prepended audio questions and labeling prompts, about 65), where padding costs most. Both variants run the
+trainer's own step (forward, summed token loss on the answer, backward, AdamW) over the first global batches of
+their own plan (`make_plan` with and without lengths), alternating, so each figure is read against the other of
+the same run. Useful FLOPs count non-padding tokens only: each step's FLOPs (torch's FlopCounterMode, on an
+untimed rerun of the same batch) times its share of real tokens. The matmul peak is measured in the same process.
 
     python -m benchmarks.train_step
-    python -m benchmarks.train_step --steps 2    # quick look
+    python -m benchmarks.train_step --steps 2 --batch-size 4    # quick look
 """
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -18,67 +19,88 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks._common import RESULTS, peak_rss_mb, quiet, save, table
+from benchmarks._common import RESULTS, matmul_rate, peak_rss_mb, quiet, save, table
+
+MIX = {"replay": 0.2, "synonym": 0.05, "hypernym": 0.05, "synonym_text": 0.35, "hypernym_text": 0.35}  # cpu-reasoning
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=6, help="timed steps per variant (alternating)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--steps", type=int, default=12, help="timed steps per variant (alternating)")
+    p.add_argument("--batch-size", type=int, default=16, help="the instruct stage's 16")
+    p.add_argument("--samples", type=int, default=1024, help="instruction samples the plans draw from")
     p.add_argument("--results", type=Path, default=RESULTS, help="folder for train_step.json")
     args = p.parse_args()
     quiet()
 
-    from shardkit.audio.io import load_audio
+    from torch.utils.flop_counter import FlopCounterMode
+
     from shardkit.models.registry import load_model
     from shardkit.train.data import DataConfig, make_data
     from shardkit.train.lora import apply_mode
-    from shardkit.train.trainer import AudioInputs, TrainConfig, TrainStep, read_data
+    from shardkit.train.trainer import AudioInputs, TrainConfig, TrainStep, make_plan, read_data
 
     torch.manual_seed(0)
-    folder = Path(tempfile.mkdtemp(prefix="bench-train-")) / "data"
-    make_data(folder, DataConfig(size=args.batch_size * (2 * args.steps + 1), seed=0))
-    cfg = TrainConfig(data=str(folder), batch_size=args.batch_size)
     adapter = load_model("tiny-ltu")
+    hidden, inner = adapter.model.lm.config.hidden_size, adapter.model.lm.config.intermediate_size
+    peak = {"1024x1024x1024": matmul_rate(1024, 1024, 1024), "2048x2048x2048": matmul_rate(2048, 2048, 2048),
+            f"model MLP 512x{hidden}x{inner}": matmul_rate(512, hidden, inner)}
+    best_peak = max(peak.values())
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-train-")) / "data"
+    make_data(folder, DataConfig(size=args.samples, seed=0, mix=MIX))
+    cfg = TrainConfig(data=str(folder), batch_size=args.batch_size, train_on_prompt=False, lora_targets=TARGETS)
     apply_mode(adapter.model, cfg.mode, cfg.lora)
     data = read_data(folder, adapter, cfg)
+    lengths = np.diff(data.offsets)
+    plans = {"random batches": make_plan(cfg, len(data), 1),
+             "length-grouped": make_plan(cfg, len(data), 1, lengths)}
     step_fn = TrainStep(adapter.model, encode=False).train()
     optimizer = torch.optim.AdamW([q for q in adapter.model.parameters() if q.requires_grad], lr=1e-4)
-    cached = AudioInputs(adapter, adapter.model, frozen=True, device=torch.device("cpu"))
+    audio = AudioInputs(adapter, adapter.model, frozen=True, device=torch.device("cpu"))
+    audio(data.refs)  # every clip's encoder output in memory before timing, as in training
 
-    def recompute(refs):
-        feats = [adapter.featurize(load_audio(r.path, r.start, r.end, max_seconds=adapter.window_seconds))
-                 for r in refs]
-        with torch.no_grad():
-            return adapter.model.encoder(torch.from_numpy(np.stack(feats)))  # [n, n_a, d_enc]
-
-    def step(k: int, audio_fn) -> float:
-        t0 = time.perf_counter()
-        rows = list(range(k * args.batch_size, (k + 1) * args.batch_size))
+    def step(rows) -> None:
         batch, refs = data.batch(rows, adapter.model.pad_id, cfg.train_on_prompt)
-        loss = step_fn(**batch, audio_in=audio_fn(refs))
+        loss = step_fn(**batch, audio_in=audio(refs))
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-        return time.perf_counter() - t0
 
-    cached(data.refs)  # cached means cached: every clip's encoder output is in memory before timing
-    step(2 * args.steps, cached)  # warm-up step
-    times = {"cached features": [], "recomputed features": []}
+    step(plans["random batches"].global_rows(args.steps))  # warm-up, untimed
+    seconds = {name: 0.0 for name in plans}
     for k in range(args.steps):
-        times["cached features"].append(step(2 * k, cached))
-        times["recomputed features"].append(step(2 * k + 1, recompute))
-    base = statistics.median(times["recomputed features"])
+        for name, plan in plans.items():
+            t0 = time.perf_counter()
+            step(plan.global_rows(k))
+            seconds[name] += time.perf_counter() - t0
     rows, result = [], {}
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        result[name] = {"seconds": ts, "median_s": med, "samples_per_s": args.batch_size / med,
-                        "speedup_vs_recompute": base / med}
-        rows.append([name, args.batch_size / med, base / med, med])
-    table(f"LoRA training step, tiny-ltu, batch {args.batch_size}, {len(data.refs)} clips",
-          ["audio features", "samples/s", "× recompute", "s/step"], rows)
+    base = args.steps * args.batch_size / seconds["random batches"]
+    for name, plan in plans.items():
+        flops = useful = real = padded = 0
+        for k in range(args.steps):
+            batch_rows = plan.global_rows(k)
+            with FlopCounterMode(display=False) as counter:
+                step(batch_rows)
+            n_real, n_all = int(lengths[batch_rows].sum()), int(lengths[batch_rows].max()) * len(batch_rows)
+            flops += counter.get_total_flops()
+            useful += counter.get_total_flops() * n_real / n_all
+            real, padded = real + n_real, padded + n_all
+        rate = args.steps * args.batch_size / seconds[name]
+        result[name] = {"seconds": seconds[name], "samples_per_s": rate, "speedup": rate / base,
+                        "padding": 1 - real / padded, "real_tokens_per_s": real / seconds[name],
+                        "gflops": flops / seconds[name] / 1e9, "useful_gflops": useful / seconds[name] / 1e9,
+                        "useful_fraction_of_peak": useful / seconds[name] / 1e9 / best_peak,
+                        "epoch_padding": plan.padding(lengths)}
+        rows.append([name, rate, rate / base, 100 * (1 - real / padded), real / seconds[name],
+                     useful / seconds[name] / 1e9, 100 * useful / seconds[name] / 1e9 / best_peak])
+    table(f"training step (projector + all-linear LoRA, answer-only loss), tiny-ltu, batch {args.batch_size}, "
+          f"{args.steps} steps each; peak float32 matmul {best_peak:.0f} GFLOP/s",
+          ["batches", "samples/s", "× random", "% padding", "real tok/s", "useful GFLOP/s", "% of peak"], rows)
     print(f"peak RSS {peak_rss_mb():.0f} MB")
-    payload = {"batch_size": args.batch_size, "steps": args.steps, "runs": result, "peak_rss_mb": peak_rss_mb()}
+    payload = {"batch_size": args.batch_size, "steps": args.steps, "samples": len(data), "mix": MIX,
+               "peak_gflops": peak, "best_peak_gflops": best_peak, "runs": result, "peak_rss_mb": peak_rss_mb()}
     print(f"wrote {save('train_step', payload, args.results)}")
 
 

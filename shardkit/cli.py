@@ -451,7 +451,9 @@ def parser() -> argparse.ArgumentParser:
                                    "q/v projections, or encoder + projector + LoRA, on a `shardkit make-data` folder. "
                                    "Writes OUT/checkpoint-N/, OUT/final/, log.jsonl and loss.png; --resume continues "
                                    "from the newest checkpoint. Data-parallel: `accelerate launch --num_processes K "
-                                   "-m shardkit train ...`. Defaults follow LTU (see TrainConfig).")
+                                   "-m shardkit train ...`. Defaults follow LTU (see TrainConfig), except that "
+                                   "each batch holds samples of similar length (less padding; --set "
+                                   "group_by_length=false for LTU's random batches).")
     t.add_argument("--out", type=Path, required=True, metavar="OUT", help="run folder")
     t.add_argument("--data", type=Path, metavar="DIR", help="`shardkit make-data` folder")
     t.add_argument("--model", help="model spec to start from (default tiny-ltu; e.g. tiny-ltu:ckpt=STAGE0_OUT)")

@@ -53,6 +53,7 @@ class TrainConfig:
     lr: float | None = None  # None: LTU's 1e-3 for the projector alone, 1e-4 once LoRA trains
     epochs: int = 1  # passes over the data, each in a fresh (seed, epoch) order
     max_steps: int | None = None  # optimizer steps; set, it replaces epochs (and may cross epoch boundaries)
+    group_by_length: bool = True  # batches of similar length (less padding); false: plain random batches, as LTU
     batch_size: int = 8  # per process and micro-step; LTU's global 256 = 8 × grad_accum 8 × 4 GPUs
     grad_accum: int = 1  # micro-steps per optimizer step
     warmup_steps: int = 100  # LTU; linear warm-up, then linear decay to 0 (HF Trainer's default schedule)
@@ -247,11 +248,15 @@ def read_data(folder: Path, adapter, cfg: TrainConfig) -> TrainData:
                        (tokens, offsets, n_prompt, n_targets, clips, clip_offsets)), refs, n_read, bad)
 
 
+GROUP = 32  # global batches sorted together when grouping by length (HF's LengthGroupedSampler sorts 50)
+
+
 @dataclass(frozen=True)
 class Plan:
-    """Which samples each optimizer step reads. Epoch e is a permutation drawn from (seed, e), cut into global
-    batches (an incomplete last one is dropped, so every rank does equal work); process r takes the r-th slice of
-    each global batch and splits it into grad_accum micro-batches."""
+    """Which samples each optimizer step reads. Epoch e's order is drawn from (seed, e) and cut into global batches
+    (an incomplete last one is dropped, so every rank does equal work); process r takes the r-th slice of each
+    global batch and splits it into grad_accum micro-batches. With `lengths`, the batches group similar lengths
+    (see `order`). Either way step k reads the same rows for any number of processes and after any resume."""
 
     n: int
     batch_size: int
@@ -259,6 +264,7 @@ class Plan:
     world: int
     seed: int
     total: int  # optimizer steps in the run
+    lengths: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)  # tokens per sample
 
     @property
     def global_batch(self) -> int:
@@ -272,27 +278,54 @@ class Plan:
         """(epoch, index of the first sample of `step` in that epoch's order)."""
         return step // self.steps_per_epoch, (step % self.steps_per_epoch) * self.global_batch
 
+    def order(self, epoch: int) -> np.ndarray:
+        """Epoch `epoch`'s rows, global batch after global batch (the usable ones only when grouping).
+
+        Grouped: the epoch's permutation is cut into windows of GROUP global batches; each window is sorted longest
+        first (stable, so ties keep the random order) and cut into global batches, and the epoch's batches are then
+        shuffled by the same generator, so a batch holds similar lengths but the batch order stays random and is a
+        function of (seed, epoch, lengths) alone."""
+        return _order(self.seed, epoch, self.n, self.global_batch if self.lengths is not None else 0,
+                      None if self.lengths is None else self.lengths.tobytes())
+
     def global_rows(self, step: int) -> np.ndarray:
         epoch, index = self.position(step)
-        return _order(self.seed, epoch, self.n)[index:index + self.global_batch]
+        return self.order(epoch)[index:index + self.global_batch]
 
     def micro_batches(self, rows: np.ndarray, rank: int) -> list[np.ndarray]:
         mine = rows[rank * self.batch_size * self.grad_accum:(rank + 1) * self.batch_size * self.grad_accum]
         return [mine[a * self.batch_size:(a + 1) * self.batch_size] for a in range(self.grad_accum)]
 
+    def padding(self, lengths: np.ndarray) -> float:
+        """Share of the padded tokens that are padding over epoch 0's micro-batches (what the forwards compute)."""
+        rows = self.order(0)[:self.steps_per_epoch * self.global_batch].reshape(-1, self.batch_size)
+        batch = lengths[rows]  # [micro-batches, batch_size]
+        return float(1 - batch.sum() / (batch.max(axis=1).sum() * self.batch_size))
+
 
 @functools.lru_cache(maxsize=2)
-def _order(seed: int, epoch: int, n: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(n)
+def _order(seed: int, epoch: int, n: int, group: int, lengths: bytes | None) -> np.ndarray:
+    """See `Plan.order`; `group` is the global batch when grouping by `lengths` (int64 bytes), else 0."""
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(n)
+    if not group:
+        return perm
+    size = np.frombuffer(lengths, dtype=np.int64)
+    usable = perm[:n // group * group]
+    windows = [usable[a:a + GROUP * group] for a in range(0, len(usable), GROUP * group)]
+    batches = np.concatenate([w[np.argsort(-size[w], kind="stable")] for w in windows]).reshape(-1, group)
+    return batches[rng.permutation(len(batches))].reshape(-1)
 
 
-def make_plan(cfg: TrainConfig, n: int, world: int) -> Plan:
+def make_plan(cfg: TrainConfig, n: int, world: int, lengths: np.ndarray | None = None) -> Plan:
+    """The run's plan; `lengths` (tokens per sample) groups batches by length when the config asks for it."""
     g = cfg.batch_size * cfg.grad_accum * world
     if n < g:
         raise ShardkitError(f"{n} usable samples is fewer than one global batch of {g} (batch_size {cfg.batch_size} "
                             f"× grad_accum {cfg.grad_accum} × {world} processes); lower batch_size or add data")
     total = cfg.max_steps or cfg.epochs * (n // g)
-    return Plan(n, cfg.batch_size, cfg.grad_accum, world, cfg.seed, total)
+    grouped = np.asarray(lengths, dtype=np.int64) if cfg.group_by_length and lengths is not None else None
+    return Plan(n, cfg.batch_size, cfg.grad_accum, world, cfg.seed, total, grouped)
 
 
 # ---------------------------------------------------------------- model pieces
@@ -597,9 +630,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
     say(trainable.summary())
     with acc.main_process_first():  # rank 0 fills the on-disk feature cache; the others read it back
         data = read_data(data_dir, adapter, cfg)  # every sample checked before step 0
-    plan = make_plan(cfg, len(data), acc.num_processes)
+    plan = make_plan(cfg, len(data), acc.num_processes, np.diff(data.offsets))
     say(f"{len(data)} samples ({data.n_read - len(data)} skipped: unreadable audio), {len(data.refs)} clips; "
-        f"global batch {plan.global_batch}, {plan.steps_per_epoch} steps per epoch, {plan.total} steps")
+        f"global batch {plan.global_batch}, {plan.steps_per_epoch} steps per epoch, {plan.total} steps, "
+        f"{plan.padding(np.diff(data.offsets)):.1%} of batch tokens padding")
     optimizer = _setup_optimizer(cfg, adapter.model)
     scheduler = _setup_scheduler(cfg, optimizer, plan.total)  # stepped by us, once per optimizer step
     step_fn, optimizer = acc.prepare(TrainStep(adapter.model, cfg.mode.startswith("encoder")), optimizer)
@@ -666,5 +700,6 @@ def _write_setup(out: Path, cfg: TrainConfig, trainable: Trainable, data: TrainD
             "samples": {"read": data.n_read, "used": len(data), "skipped": data.n_read - len(data),
                         "unreadable_clips": data.bad_clips},
             "plan": {"global_batch": plan.global_batch, "steps_per_epoch": plan.steps_per_epoch,
-                     "total_steps": plan.total, "processes": plan.world}}
+                     "total_steps": plan.total, "processes": plan.world,
+                     "padding": round(plan.padding(np.diff(data.offsets)), 4)}}
     (out / "setup.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -4,6 +4,7 @@ Run as a script (`python tests/train/test_trainer.py train ...`), this file is t
 registered, so subprocess and `accelerate launch` runs train the same tiny model as the in-process ones.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from safetensors.torch import load_file  # noqa: E402
 from torch import nn  # noqa: E402
 
 from shardkit.errors import ShardkitError  # noqa: E402
-from shardkit.train.trainer import TrainConfig, load_config, newest_checkpoint, train  # noqa: E402
+from shardkit.train.trainer import TrainConfig, load_config, make_plan, newest_checkpoint, train  # noqa: E402
 from tests.models.tiny import MeanPoolEncoder, llama, tokenizer  # noqa: E402
 
 SR, SECONDS, FRAMES, D_IN, N_A = 16_000, 0.25, 8, 8, 4
@@ -218,7 +219,8 @@ def test_loss_on_kept_positions_equals_the_full_logits_loss():
 
 def test_a_few_steps_lower_the_loss_and_write_logs(data, tmp_path):
     out = tmp_path / "run"
-    summary = train(cfg(data, max_steps=16, save_every=8, lr=3e-2), out)
+    c = cfg(data, max_steps=16, save_every=8, lr=3e-2, group_by_length=False)  # golden values of LTU's plain order
+    summary = train(c, out)
     losses = summary["losses"]
     assert len(losses) == 16 and np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.1
     assert (losses[0], losses[-1]) == pytest.approx((3.5671, 3.3535), abs=1e-3)  # golden: tiny LLaMA, seed 0
@@ -230,7 +232,7 @@ def test_a_few_steps_lower_the_loss_and_write_logs(data, tmp_path):
     assert {p.name for p in (out / "checkpoint-8").iterdir()} == {
         "adapter", "projector.safetensors", "optimizer.pt", "scheduler.pt", "rng-0.pt", "state.json"}
     state = json.loads((out / "final" / "state.json").read_text())
-    assert state["step"] == 16 and state["config_hash"] == cfg(data, max_steps=16, save_every=8, lr=3e-2).hash()
+    assert state["step"] == 16 and state["config_hash"] == c.hash()
     setup = json.loads((out / "setup.json").read_text())
     assert len(setup["trainable"]["adapted"]) == 4 and setup["plan"]["steps_per_epoch"] == 8
 
@@ -316,6 +318,44 @@ def test_empty_dataset_is_an_error(tmp_path):
 def test_fewer_samples_than_a_global_batch_is_an_error(data, tmp_path):
     with pytest.raises(ShardkitError, match=r"32 usable samples is fewer than one global batch of 64"):
         train(cfg(data, batch_size=16, grad_accum=4), tmp_path / "run")
+
+
+# ---------------------------------------------------------------- the batch plan
+
+
+def _lengths(n: int = 1000) -> np.ndarray:
+    """Two humps, as text-only questions (about 30 tokens) beside audio ones (about 65)."""
+    rng = np.random.default_rng(7)
+    return np.where(rng.random(n) < 0.7, rng.integers(24, 40, n), rng.integers(49, 75, n))
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_grouped_plan_reads_every_usable_row_once_per_epoch_in_similar_lengths(world):
+    lengths = _lengths()
+    c = TrainConfig(model="x", data="x", batch_size=4, grad_accum=2, epochs=2, seed=3)
+    plan, plain = make_plan(c, 1000, world, lengths), make_plan(c, 1000, world)
+    for epoch in (0, 1):
+        rows = np.concatenate([plan.global_rows(s) for s in range(epoch * plan.steps_per_epoch,
+                                                                  (epoch + 1) * plan.steps_per_epoch)])
+        usable = plain.order(epoch)[:plan.steps_per_epoch * plan.global_batch]  # the same rows as plain batches
+        assert sorted(rows.tolist()) == sorted(usable.tolist())
+    assert plain.padding(lengths) > 0.2 and plan.padding(lengths) < 0.05, (plain.padding(lengths),
+                                                                            plan.padding(lengths))
+    first = [plan.global_rows(s)[0] for s in range(plan.steps_per_epoch)]
+    assert np.corrcoef(np.arange(len(first)), lengths[first])[0, 1] ** 2 < 0.1  # batch order not sorted by length
+
+
+def test_plan_is_a_function_of_seed_epoch_and_lengths_alone():
+    lengths = _lengths()
+    c = TrainConfig(model="x", data="x", batch_size=8, max_steps=300, seed=5)
+    a, b = make_plan(c, 1000, 1, lengths), make_plan(c, 1000, 1, lengths.copy())
+    assert all(np.array_equal(a.global_rows(s), b.global_rows(s)) for s in (0, 7, 124, 125, 299))
+    assert not np.array_equal(a.global_rows(0), make_plan(dataclasses.replace(c, seed=6), 1000, 1,
+                                                          lengths).global_rows(0))
+    two = make_plan(dataclasses.replace(c, batch_size=4), 1000, 2, lengths)  # the same global batch of 8
+    assert all(np.array_equal(a.global_rows(s), two.global_rows(s)) for s in (0, 200))
+    off = make_plan(dataclasses.replace(c, group_by_length=False), 1000, 1, lengths)  # LTU's plain batches
+    assert np.array_equal(off.order(1), np.random.default_rng([5, 1]).permutation(1000))
 
 
 # ---------------------------------------------------------------- exactness: resume, processes
