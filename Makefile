@@ -29,7 +29,7 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
-bench: install  # benchmarks 1-4 on this machine (about 8 minutes on 2 cores); JSON in benchmarks/results/
+bench: install  # benchmarks 1-4 on this machine (the training step alone took 8 minutes on a slow 2-core machine); JSON in benchmarks/results/
 	$(BIN)/python -m benchmarks.eval_throughput
 	$(BIN)/python -m benchmarks.limit
 	$(BIN)/python -m benchmarks.train_step
