@@ -38,7 +38,7 @@ def top_class(enc: YamnetEncoder, wave: np.ndarray) -> str:
 def test_shape_dtype_and_id(enc):
     e = enc.embed(tone(3.0))
     assert e.shape == (32, 1024) and e.dtype == np.float32 and np.isfinite(e).all()
-    assert enc.id == "yamnet-w8a8-fe1-t32-h0.32-w10.24"
+    assert enc.id == "yamnet-w8a8-fe2-t32-h0.32-w10.24"
     assert len(enc.class_names) == len(enc.class_mids) == 521
 
 

@@ -30,7 +30,7 @@ HOP = 160  # 10 ms: one log-mel frame per 10 ms
 N_MELS, FMIN, FMAX = 64, 125.0, 7500.0
 LOG_OFFSET = 1e-6
 PATCH_FRAMES = 96  # 0.96 s: YAMNet's input patch
-FRONT_END_VERSION = 1
+FRONT_END_VERSION = 2  # 2: the graph runs unfused (exact QDQ semantics on every CPU); 1 ran ORT's fused int8 kernels
 
 MODEL_ZIP = "YamNet_w8a8.onnx.zip"
 CLASS_MAP = "yamnet_class_map.csv"
@@ -139,7 +139,7 @@ class YamnetEncoder:
 
     @property
     def id(self) -> str:
-        """Encoder plus front-end settings, e.g. `yamnet-w8a8-fe1-t32-h0.32-w10.24` (a feature-cache key part)."""
+        """Encoder plus front-end settings, e.g. `yamnet-w8a8-fe2-t32-h0.32-w10.24` (a feature-cache key part)."""
         return f"yamnet-w8a8-fe{FRONT_END_VERSION}-t{self.n_tokens}-h{self.hop_seconds:g}-w{self.window_seconds:g}"
 
     @classmethod
@@ -157,6 +157,11 @@ class YamnetEncoder:
         opts.intra_op_num_threads = threads or 1
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3  # errors only: the quantised graph triggers harmless optimiser notices
+        # Unfused: each DequantizeLinear → float op → QuantizeLinear as the graph says. ORT's optimiser fuses them
+        # into u8s8 integer kernels whose AVX2 form (no VNNI) saturates int16 sums (onnxruntime's quantization
+        # docs), so the fused embeddings depend on the CPU: on an AVX2 machine they correlated 0.76-0.99 with the
+        # unfused ones on the bundled clips, and the study's conclusions flipped between machines.
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         _mel_basis()  # imports librosa (~1 s) here rather than inside the first embed
         meta = session.get_modelmeta().custom_metadata_map
