@@ -107,6 +107,27 @@ def test_speech_and_siren_clips(enc, clips):
     assert top_class(enc, load_audio(siren)) in {"Siren", "Alarm", "Civil defense siren"}
 
 
+def test_embedding_is_the_graphs_own_arithmetic_on_any_cpu(enc, clips):
+    """The session computes what the quantised graph defines, as ONNX's pure-numpy reference evaluator does: most
+    patches bit for bit, the rest off by a float rounding that flips one quantisation step (correlation > 0.99).
+    ORT's fused int8 kernels (its default optimisation) saturate on AVX2 CPUs without VNNI: there the same patches
+    correlated 0.68-0.99 with the reference, so this fails if the fusion returns."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    from shardkit.models.encoders.yamnet import EMBED_OUTPUT
+
+    reference = ReferenceEvaluator(onnx.load(str(embedding_model())))
+    exact, n = 0, 0
+    for cid in ("synth-white_noise-0", "espeak-en_m3-0", "synth-buzzer-2"):
+        for patch in enc.patches(load_audio(clips[cid]))[[0, 7]]:
+            ours = enc.session.run([EMBED_OUTPUT], {"audio": patch[None, None]})[0][0]  # [1024]
+            ref = reference.run([EMBED_OUTPUT], {"audio": patch[None, None]})[0][0]
+            assert np.corrcoef(ours, ref)[0, 1] > 0.99, cid
+            exact, n = exact + bool(np.array_equal(ours, ref)), n + 1
+    assert exact >= n // 2, f"{exact} of {n} patches equal the reference"
+
+
 def test_modified_model_is_built_once(enc):
     path = embedding_model()
     stamp = path.stat().st_mtime_ns
