@@ -9,7 +9,6 @@ exactly where an uninterrupted one would be.
 """
 
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
@@ -265,6 +264,7 @@ class Plan:
     seed: int
     total: int  # optimizer steps in the run
     lengths: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)  # tokens per sample
+    _orders: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)  # epoch -> order, last two
 
     @property
     def global_batch(self) -> int:
@@ -285,8 +285,11 @@ class Plan:
         first (stable, so ties keep the random order) and cut into global batches, and the epoch's batches are then
         shuffled by the same generator, so a batch holds similar lengths but the batch order stays random and is a
         function of (seed, epoch, lengths) alone."""
-        return _order(self.seed, epoch, self.n, self.global_batch if self.lengths is not None else 0,
-                      None if self.lengths is None else self.lengths.tobytes())
+        if epoch not in self._orders:
+            if len(self._orders) >= 2:  # a step reads one epoch, a resume check the one before: keep two
+                self._orders.pop(next(iter(self._orders)))
+            self._orders[epoch] = _order(self.seed, epoch, self.n, self.global_batch, self.lengths)
+        return self._orders[epoch]
 
     def global_rows(self, step: int) -> np.ndarray:
         epoch, index = self.position(step)
@@ -303,14 +306,12 @@ class Plan:
         return float(1 - batch.sum() / (batch.max(axis=1).sum() * self.batch_size))
 
 
-@functools.lru_cache(maxsize=2)
-def _order(seed: int, epoch: int, n: int, group: int, lengths: bytes | None) -> np.ndarray:
-    """See `Plan.order`; `group` is the global batch when grouping by `lengths` (int64 bytes), else 0."""
+def _order(seed: int, epoch: int, n: int, group: int, size: np.ndarray | None) -> np.ndarray:
+    """See `Plan.order`; `group` is the global batch, `size` the tokens per sample (None: plain random order)."""
     rng = np.random.default_rng([seed, epoch])
     perm = rng.permutation(n)
-    if not group:
+    if size is None:
         return perm
-    size = np.frombuffer(lengths, dtype=np.int64)
     usable = perm[:n // group * group]
     windows = [usable[a:a + GROUP * group] for a in range(0, len(usable), GROUP * group)]
     batches = np.concatenate([w[np.argsort(-size[w], kind="stable")] for w in windows]).reshape(-1, group)
@@ -630,10 +631,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
     say(trainable.summary())
     with acc.main_process_first():  # rank 0 fills the on-disk feature cache; the others read it back
         data = read_data(data_dir, adapter, cfg)  # every sample checked before step 0
-    plan = make_plan(cfg, len(data), acc.num_processes, np.diff(data.offsets))
+    lengths = np.diff(data.offsets)  # tokens per sample
+    plan = make_plan(cfg, len(data), acc.num_processes, lengths)
+    padding = plan.padding(lengths)
     say(f"{len(data)} samples ({data.n_read - len(data)} skipped: unreadable audio), {len(data.refs)} clips; "
         f"global batch {plan.global_batch}, {plan.steps_per_epoch} steps per epoch, {plan.total} steps, "
-        f"{plan.padding(np.diff(data.offsets)):.1%} of batch tokens padding")
+        f"{padding:.1%} of batch tokens padding")
     optimizer = _setup_optimizer(cfg, adapter.model)
     scheduler = _setup_scheduler(cfg, optimizer, plan.total)  # stepped by us, once per optimizer step
     step_fn, optimizer = acc.prepare(TrainStep(adapter.model, cfg.mode.startswith("encoder")), optimizer)
@@ -647,7 +650,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
         set_seed(cfg.seed + acc.process_index)  # dropout differs across ranks, as it would across samples
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        _write_setup(out, cfg, trainable, data, plan)
+        _write_setup(out, cfg, trainable, data, plan, padding)
     logbook = TrainLog(out, cfg.log_every, start, acc.is_main_process)
     trained = [p for p in step_fn.parameters() if p.requires_grad]
     step_fn.train()
@@ -695,11 +698,12 @@ def _state(cfg: TrainConfig, plan: Plan, step: int) -> dict:
                          "transformers": transformers.__version__, "peft": peft.__version__}}
 
 
-def _write_setup(out: Path, cfg: TrainConfig, trainable: Trainable, data: TrainData, plan: Plan) -> None:
+def _write_setup(out: Path, cfg: TrainConfig, trainable: Trainable, data: TrainData, plan: Plan,
+                 padding: float) -> None:
     info = {"config": asdict(cfg), "config_hash": cfg.hash(), "trainable": dataclasses.asdict(trainable),
             "samples": {"read": data.n_read, "used": len(data), "skipped": data.n_read - len(data),
                         "unreadable_clips": data.bad_clips},
             "plan": {"global_batch": plan.global_batch, "steps_per_epoch": plan.steps_per_epoch,
                      "total_steps": plan.total, "processes": plan.world,
-                     "padding": round(plan.padding(np.diff(data.offsets)), 4)}}
+                     "padding": round(padding, 4)}}
     (out / "setup.json").write_text(json.dumps(info, indent=2) + "\n")
