@@ -63,11 +63,19 @@ class AudioLLM(nn.Module):
 
         Shapes: feats [n, ...] (family-specific) → [n, n_a, d].
         """
-        tokens = self.encoder(feats)  # [n, n_a, d_enc]
+        return self.project(self.encoder(feats))
+
+    def project(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Encoder outputs of n clips → audio embeddings, in the projector's dtype (float32 while it trains over a
+        bfloat16 model). Training calls it alone when the encoder is frozen and its outputs are kept per clip.
+
+        Shapes: tokens [n, n_a, d_enc] → [n, n_a, d].
+        """
         if tokens.shape[1] != self.n_audio_tokens:
             raise ShardkitError(f"encoder gave {tokens.shape[1]} audio tokens per clip, model expects "
                                 f"{self.n_audio_tokens}")
-        return self.projector(tokens)  # [n, n_a, d]
+        weight = next(self.projector.parameters(), None)
+        return self.projector(tokens if weight is None else tokens.to(weight.dtype))  # [n, n_a, d]
 
     def splice(self, input_ids: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
         """Embed text positions with the LM's table and write audio rows into the AUDIO_ID slots, in order.

@@ -133,8 +133,8 @@ def _ltu(opts, device, dtype):
 
     from shardkit.audio.features import ltu_fbank
     from shardkit.models.adapter import SpliceAdapter
+    from shardkit.models.checkpoint import load_tuned
     from shardkit.models.ltu import load_ltu
-    from shardkit.models.tuned import load_tuned
 
     model = load_ltu(Path(opts["ckpt"]), Path(opts["llm"]), device=device, dtype=dtype,
                      merge_lora=opts.get("merge") == "1")

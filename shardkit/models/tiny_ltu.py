@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from shardkit.models.audio_llm import AudioLLM
+from shardkit.models.checkpoint import load_state, load_tuned, merge_tuned
 from shardkit.models.prompts import TEMPLATES
-from shardkit.models.tuned import load_state, load_tuned, merge_tuned
 from shardkit.paths import cache_dir, package_dir
 
 log = logging.getLogger(__name__)

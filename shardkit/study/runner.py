@@ -66,7 +66,8 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
                       audio_root=_path(c.get("audio_root")), progress=tick,
                       exclude=stage_dir(out, inputs["shard"]))
     elif stage.kind == "train":
-        from shardkit.train.trainer import load_config, newest_checkpoint, train
+        from shardkit.models.checkpoint import newest_checkpoint
+        from shardkit.train.trainer import load_config, train
 
         cfg = load_config(overrides={**c["train"], "model": _spec(out, c["model"], inputs["start"], inputs.get("base")),
                                      "data": str(stage_dir(out, inputs["data"]))})

@@ -13,8 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import random
-import shutil
 import time
 import typing
 from array import array
@@ -31,6 +29,7 @@ from shardkit import __version__
 from shardkit.config import read_mapping
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef
+from shardkit.models.checkpoint import STATE, newest_checkpoint, read_state, restore_checkpoint, save_checkpoint
 from shardkit.models.prompts import AUDIO_ID, IGNORE, collate, encode, truncate
 from shardkit.suggest import did_you_mean
 from shardkit.train.lora import MODES, LoraSettings, Trainable, apply_mode
@@ -348,8 +347,7 @@ class TrainStep(nn.Module):
         """
         audio = None
         if audio_in is not None:
-            tokens = self.model.encoder(audio_in) if self.encode else audio_in  # [n, n_a, d_enc]
-            audio = self.model.projector(tokens.float())  # [n, n_a, d]; trained weights are float32
+            audio = (self.model.encode_audio if self.encode else self.model.project)(audio_in)  # [n, n_a, d]
         target = labels[:, 1:].masked_fill(attention_mask[:, :-1] == 0, IGNORE)  # [b, s - 1]
         counted = target != IGNORE
         # the vocabulary-sized logits only where a target counts (on the answer alone, a few per sample)
@@ -385,9 +383,6 @@ class AudioInputs:
             with torch.no_grad():
                 out = self.model.encoder.eval()(self._features(new))  # [n, n_a, d_enc]; no dropout, once per clip
             self.model.encoder.train(training)
-            if out.shape[1] != self.model.n_audio_tokens:
-                raise ShardkitError(f"encoder gave {out.shape[1]} audio tokens per clip, model expects "
-                                    f"{self.model.n_audio_tokens}")
             self.memo.update(zip(new, out, strict=True))
         return torch.stack([self.memo[r] for r in refs])  # [n, n_a, d_enc]
 
@@ -432,90 +427,7 @@ def _setup_scheduler(cfg: TrainConfig, optimizer, total: int):
     return get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total)
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
-def save_weights(model: nn.Module, folder: Path, mode: str) -> None:
-    """projector.safetensors, encoder.safetensors (if trained), adapter/ (peft format, if LoRA)."""
-    from safetensors.torch import save_file
-
-    def tensors(m: nn.Module) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
-
-    save_file(tensors(model.projector), str(folder / "projector.safetensors"))
-    if mode.startswith("encoder"):
-        save_file(tensors(model.encoder), str(folder / "encoder.safetensors"))
-    if "lora" in mode:
-        model.lm.save_pretrained(str(folder / "adapter"))
-
-
-def load_weights(model: nn.Module, folder: Path, mode: str) -> None:
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    model.projector.load_state_dict(load_file(str(folder / "projector.safetensors")))
-    if mode.startswith("encoder"):
-        model.encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
-    if "lora" in mode:
-        result = set_peft_model_state_dict(model.lm, load_file(str(folder / "adapter" / "adapter_model.safetensors")))
-        if result.unexpected_keys:
-            raise ShardkitError(f"{folder}/adapter: tensors the model has no place for: "
-                                f"{', '.join(result.unexpected_keys[:3])}")
-
-
-def _rng_state() -> dict:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
-                                                    cached), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def newest_checkpoint(out: Path) -> Path | None:
-    done = [p for p in Path(out).glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and
-            (p / "state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
-
-def _save(acc, step_fn, optimizer, scheduler, folder: Path, state: dict, full: bool) -> None:
-    """Write a checkpoint into a temporary folder, then rename it into place (all ranks take part)."""
-    from accelerate.utils import DistributedType
-
-    tmp, main = folder.with_name(f".{folder.name}.tmp"), acc.is_main_process
-    deepspeed = acc.distributed_type == DistributedType.DEEPSPEED
-    if main:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    acc.wait_for_everyone()
-    if full:
-        torch.save(_rng_state(), tmp / f"rng-{acc.process_index}.pt")
-        if deepspeed:  # ZeRO-2 shards the optimizer state: each rank keeps its part
-            torch.save(optimizer.state_dict(), tmp / f"optimizer-{acc.process_index}.pt")
-    if main:
-        save_weights(acc.unwrap_model(step_fn).model, tmp, state["config"]["mode"])
-        if full:
-            if not deepspeed:
-                torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")
-    acc.wait_for_everyone()
-    if main:
-        old = folder.with_name(f".{folder.name}.old")
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    acc.wait_for_everyone()
+# ---------------------------------------------------------------- resume
 
 
 def _config_diffs(saved: dict, cfg: TrainConfig) -> list[str]:
@@ -524,11 +436,9 @@ def _config_diffs(saved: dict, cfg: TrainConfig) -> list[str]:
             if k not in RUN_CONTROL and saved.get(k) != now[k]]
 
 
-def _restore(acc, folder: Path, cfg: TrainConfig, plan: Plan, step_fn, optimizer, scheduler) -> int:
+def _restore(acc, folder: Path, cfg: TrainConfig, plan: Plan, model: nn.Module, optimizer, scheduler) -> int:
     """Load a checkpoint into the prepared objects; refuse (listing the values) if the run would differ."""
-    from accelerate.utils import DistributedType
-
-    state = json.loads((folder / "state.json").read_text())
+    state = read_state(folder)
     diffs = _config_diffs(state["config"], cfg)
     if state["world_size"] != plan.world:
         diffs.append(f"processes: checkpoint {state['world_size']}, now {plan.world}")
@@ -538,13 +448,7 @@ def _restore(acc, folder: Path, cfg: TrainConfig, plan: Plan, step_fn, optimizer
         raise ShardkitError(f"{folder}: cannot resume, this run differs from the checkpoint's (config hash "
                             f"{state['config_hash']}, now {cfg.hash()}): {'; '.join(diffs)}; use the checkpoint's "
                             f"values or train into a new --out")
-    load_weights(acc.unwrap_model(step_fn).model, folder, cfg.mode)
-    rank = acc.process_index
-    name = f"optimizer-{rank}.pt" if acc.distributed_type == DistributedType.DEEPSPEED else "optimizer.pt"
-    optimizer.load_state_dict(torch.load(folder / name, map_location="cpu", weights_only=True))
-    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    _set_rng_state(torch.load(folder / f"rng-{rank}.pt", weights_only=True))
-    return state["step"]
+    return restore_checkpoint(acc, folder, model, optimizer, scheduler)
 
 
 # ---------------------------------------------------------------- logs
@@ -594,7 +498,7 @@ class TrainLog:
 
 def _check_out(out: Path, cfg: TrainConfig, resume: bool) -> tuple[Path | None, dict | None]:
     """(newest checkpoint, final state if the run already finished); cheap, before anything heavy."""
-    found, final = newest_checkpoint(out), out / "final" / "state.json"
+    found, final = newest_checkpoint(out), out / "final" / STATE
     if not resume and (found or final.is_file()):
         raise ShardkitError(f"{out} already holds {'a finished run' if final.is_file() else found.name}; pass "
                             f"--resume to continue it or choose a new --out")
@@ -644,7 +548,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
     audio = AudioInputs(adapter, model, frozen=not cfg.mode.startswith("encoder"), device=acc.device)
     start = 0
     if ckpt is not None:
-        start = _restore(acc, ckpt, cfg, plan, step_fn, optimizer, scheduler)
+        start = _restore(acc, ckpt, cfg, plan, model, optimizer, scheduler)
         say(f"resumed from {ckpt} at step {start}")
     else:
         set_seed(cfg.seed + acc.process_index)  # dropout differs across ranks, as it would across samples
@@ -677,10 +581,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
         if progress and acc.is_main_process:
             progress(step + 1, plan.total, losses[-1], rate)
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < plan.total:
-            _save(acc, step_fn, optimizer, scheduler, out / f"checkpoint-{step + 1}", _state(cfg, plan, step + 1),
-                  full=True)
+            save_checkpoint(acc, model, optimizer, scheduler, out / f"checkpoint-{step + 1}",
+                            _state(cfg, plan, step + 1), full=True)
             logbook.plot()
-    _save(acc, step_fn, optimizer, scheduler, out / "final", _state(cfg, plan, plan.total), full=False)
+    save_checkpoint(acc, model, optimizer, scheduler, out / "final", _state(cfg, plan, plan.total), full=False)
     logbook.plot()
     return {"out": str(out), "steps": plan.total, "started_at": start, "losses": losses, "samples": len(data),
             "skipped": data.n_read - len(data), "trainable": trainable.n_trainable}

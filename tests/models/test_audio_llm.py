@@ -185,6 +185,15 @@ def test_bad_counts_and_truncation_fail_before_compute(model):
     b = batch(model, [("<audio> is it ?", 1)])
     with pytest.raises(ShardkitError, match="4 audio slots .* but 8 audio rows"):
         model.splice(b["input_ids"], model.encode_audio(clips(2)))
+    with pytest.raises(ShardkitError, match=f"encoder gave {N_A + 1} audio tokens per clip, model expects {N_A}"):
+        model.project(torch.randn(1, N_A + 1, D_ENC))  # the training path (frozen encoder) checks it too
+
+
+def test_projection_follows_the_projector_dtype(model):
+    """Training keeps the projector in float32 over a bfloat16 model: encoder outputs are cast to it, not to the LM."""
+    tokens = torch.randn(2, N_A, D_ENC)
+    assert torch.equal(model.project(tokens.bfloat16()), model.projector(tokens.bfloat16().float()))
+    assert model.project(tokens).shape == (2, N_A, 32)
 
 
 def test_place_marker_variants():

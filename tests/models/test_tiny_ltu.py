@@ -49,8 +49,8 @@ def test_audio_changes_the_answer(tiny, refs):
 
 
 def test_projector_checkpoint_round_trip(tiny, tmp_path):
+    from shardkit.models.checkpoint import load_state
     from shardkit.models.tiny_ltu import projector
-    from shardkit.models.tuned import load_state
 
     state = {k: v + 1.0 for k, v in tiny.model.projector.state_dict().items()}
     save_file(state, tmp_path / "p.safetensors")

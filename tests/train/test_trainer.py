@@ -257,17 +257,16 @@ def test_an_existing_run_needs_resume_and_the_same_config(data, tmp_path):
 
 
 def test_checkpoint_loads_back_onto_a_fresh_model(data, tmp_path):
-    """What `tiny-ltu:ckpt=OUT` and `ltu:...,tuned=OUT` do (models/tuned.py), on the tiny model: same logits."""
-    from shardkit.models.tuned import load_tuned
+    """What `tiny-ltu:ckpt=OUT` and `ltu:...,tuned=OUT` do (models/checkpoint.py), on the tiny model: the same
+    logits whether the LM already carries an adapter (resume, LTU unmerged) or gets the saved one wrapped on."""
+    from shardkit.models.checkpoint import load_tuned
     from shardkit.train.lora import apply_mode
 
     out = tmp_path / "run"
     train(cfg(data, max_steps=3), out)
     trained = build_tiny({}, "cpu", torch.float32).model
     apply_mode(trained, "projector+lora")
-    from shardkit.train.trainer import load_weights
-
-    load_weights(trained, out / "final", "projector+lora")
+    load_tuned(trained, out / "final")
     fresh = build_tiny({}, "cpu", torch.float32).model
     load_tuned(fresh, out)
     ids, mask = torch.tensor([[1, 5, 6, -1, -1, -1, -1, 7]]), torch.ones(1, 8, dtype=torch.long)
