@@ -37,9 +37,11 @@ def main() -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
     from shardkit.models.registry import load_model
-    from shardkit.train.data import DataConfig, make_data
+    from shardkit.train.batches import make_plan, read_data
+    from shardkit.train.config import DataConfig, TrainConfig
+    from shardkit.train.folder import make_data
     from shardkit.train.lora import apply_mode
-    from shardkit.train.trainer import AudioInputs, TrainConfig, TrainStep, make_plan, read_data
+    from shardkit.train.trainer import AudioInputs, TrainStep
 
     torch.manual_seed(0)
     adapter = load_model("tiny-ltu")

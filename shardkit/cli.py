@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -26,6 +27,50 @@ def _progress(description: str):
                   transient=True) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+# ---------------------------------------------------------------- argument strings
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """`identity=0.3,replay=0.1,...` → {task: share}; keys and sums are checked by DataConfig."""
+    mix: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ShardkitError(f"--mix: expected key=share pairs like identity=0.3,replay=0.1, got {part!r}")
+        if key in mix:
+            raise ShardkitError(f"--mix: {key!r} given twice")
+        try:
+            mix[key] = float(value)
+        except ValueError as e:
+            raise ShardkitError(f"--mix: share for {key!r} must be a number, got {value.strip()!r}") from e
+    if not mix:
+        raise ShardkitError("--mix is empty; give key=share pairs like identity=0.5,replay=0.5")
+    return mix
+
+
+def parse_size(text: str | int) -> int:
+    """`40k`, `1m`, `2.5k` or a plain integer (underscores allowed) → a positive number of samples."""
+    if isinstance(text, int):
+        n = text
+    else:
+        m = re.fullmatch(r"\s*(\d[\d_]*(?:\.\d+)?)\s*([kKmM]?)\s*", str(text))
+        if not m:
+            raise ShardkitError(f"--size must be 40k, 1m or a whole number of samples, got {text!r}")
+        value = float(m.group(1).replace("_", "")) * {"": 1, "k": 1_000, "m": 1_000_000}[m.group(2).lower()]
+        if value != int(value):
+            raise ShardkitError(f"--size {text!r} is not a whole number of samples")
+        n = int(value)
+    if n < 1:
+        raise ShardkitError(f"--size must be at least 1, got {text!r}")
+    return n
+
+
+# ---------------------------------------------------------------- commands
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -174,7 +219,8 @@ def cmd_make_data(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from shardkit.train.data import DEFAULT_MIX, DataConfig, make_data, parse_mix, parse_size
+    from shardkit.train.config import DEFAULT_MIX, DataConfig
+    from shardkit.train.folder import make_data
 
     mix = parse_mix(args.mix) if args.mix else dict(DEFAULT_MIX)
     cfg = DataConfig(size=parse_size(args.size), seed=args.seed, mix=mix, allow_overlap=args.allow_overlap,
@@ -228,7 +274,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from shardkit.train.trainer import load_config, train
+    from shardkit.train.config import load_config
+    from shardkit.train.trainer import train
 
     keys = ("model", "mode", "lr", "epochs", "max_steps", "batch_size", "grad_accum", "max_length", "seed",
             "log_every", "save_every")

@@ -147,8 +147,7 @@ def validate(values: dict) -> list[str]:
     from shardkit.benchmark.build import BuildConfig
     from shardkit.eval.runner import EvalConfig
     from shardkit.models.registry import parse_spec
-    from shardkit.train.data import DataConfig
-    from shardkit.train.trainer import load_config
+    from shardkit.train.config import DataConfig, load_config
 
     known = [f for f in StudyConfig.__dataclass_fields__]
     problems = _unknown("", values, known)

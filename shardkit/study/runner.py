@@ -58,7 +58,8 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
             build(folder, BuildConfig(**opts), manifest=_path(c.get("manifest")), audio_root=_path(c.get("audio_root")),
                   progress=tick)
     elif stage.kind == "data":
-        from shardkit.train.data import DataConfig, make_data
+        from shardkit.train.config import DataConfig
+        from shardkit.train.folder import make_data
 
         if rank == 0:
             opts = {k: v for k, v in c.items() if k not in ("manifest", "audio_root", "inputs")}
@@ -67,7 +68,8 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
                       exclude=stage_dir(out, inputs["shard"]))
     elif stage.kind == "train":
         from shardkit.models.checkpoint import newest_checkpoint
-        from shardkit.train.trainer import load_config, train
+        from shardkit.train.config import load_config
+        from shardkit.train.trainer import train
 
         cfg = load_config(overrides={**c["train"], "model": _spec(out, c["model"], inputs["start"], inputs.get("base")),
                                      "data": str(stage_dir(out, inputs["data"]))})
@@ -241,7 +243,7 @@ def across_seeds(reference: list[dict], more: dict[str, list[dict]], first: int)
 
 
 def _train_config(section: dict):
-    from shardkit.train.trainer import load_config
+    from shardkit.train.config import load_config
 
     return load_config(overrides={**(section.get("train") or {}), "model": "x", "data": "x"})
 

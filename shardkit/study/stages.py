@@ -57,7 +57,7 @@ class Plan:
 
 def _replay_mix(mix: dict, share: float) -> dict:
     """The tuning mix with its replay share set to `share`, the other tasks scaled to keep their proportions."""
-    from shardkit.train.data import DEFAULT_MIX
+    from shardkit.train.config import DEFAULT_MIX
 
     mix = {k: float(v) for k, v in (mix or DEFAULT_MIX).items()}
     rest = sum(v for k, v in mix.items() if k != "replay")

@@ -199,9 +199,8 @@ def test_real_wave_through_fbank_tower_and_splice(vicuna, tmp_path):
 def test_tuned_weights_load_back(vicuna, tmp_path, merge):
     """What `ltu:...,tuned=OUT` does: a `shardkit train` output (projector + LoRA) on top of LTU, merged (fresh
     LoRA) or not (LTU's own LoRA trained further), gives the tuned model's scores."""
-    from shardkit.models.checkpoint import load_tuned
+    from shardkit.models.checkpoint import load_tuned, save_weights
     from shardkit.train.lora import apply_mode
-    from shardkit.train.trainer import save_weights
 
     ckpt = save(tmp_path, {k: v * 0.1 for k, v in ltu_state(TINY).items()})
     feats = torch.randn(1, 1024, 128)

@@ -22,7 +22,7 @@ def test_reasoning_preset_is_the_demo_with_an_instruct_base():
     """cpu-reasoning changes nothing of cpu-demo but the instruct stage and the training seeds, with the recipe under
     which SmolLM2 learnt to answer held-out relation questions while still naming clips: every linear layer, the
     answer's loss only, 450 steps, prepended audio, a fifth of them labeling."""
-    from shardkit.train.trainer import load_config
+    from shardkit.train.config import load_config
 
     demo, reasoning = load_preset("cpu-demo"), load_preset("cpu-reasoning")
     assert demo.instruct is None and reasoning.instruct is not None

@@ -1,4 +1,5 @@
-"""Instruction data: determinism, the mix, markers, the leakage guard, splits, shards, exports and bad input."""
+"""Instruction data (train/folder.py, train/instructions.py): determinism, the mix, markers, the leakage guard,
+splits, shards, exports and bad input."""
 
 import json
 import os
@@ -11,17 +12,9 @@ import pytest
 from shardkit.benchmark.relations import auto_synset
 from shardkit.errors import ShardkitError
 from shardkit.models.prompts import AUDIO
-from shardkit.train.data import (
-    DEFAULT_MIX,
-    DataConfig,
-    iter_samples,
-    make_data,
-    parse_mix,
-    parse_size,
-    quotas,
-    to_sharegpt,
-    validate_sample,
-)
+from shardkit.train.config import DEFAULT_MIX, DataConfig
+from shardkit.train.folder import iter_samples, make_data, validate_sample
+from shardkit.train.instructions import quotas, to_sharegpt
 
 
 def _manifest_rows() -> list[dict]:
@@ -247,24 +240,6 @@ def test_validate_sample_rejects_mismatch_and_malformed_messages():
         with pytest.raises(ShardkitError, match="^shard-3.jsonl:7: ") as e:
             validate_sample(sample, "shard-3.jsonl:7")
         assert text in str(e.value) and "\n" not in str(e.value)
-
-
-def test_bad_mix_and_size_are_one_line_errors():
-    with pytest.raises(ShardkitError, match=r"unknown mix key 'synonim' \(did you mean 'synonym'\?\)"):
-        DataConfig(mix={"identity": 0.5, "synonim": 0.5})
-    with pytest.raises(ShardkitError, match=r"mix shares sum to 0\.9, not 1"):
-        DataConfig(mix=parse_mix("identity=0.5,replay=0.4"))
-    with pytest.raises(ShardkitError, match="replay=-0.1 is negative"):
-        DataConfig(mix={"identity": 1.1, "replay": -0.1})
-    with pytest.raises(ShardkitError, match="expected key=share"):
-        parse_mix("identity:1")
-    with pytest.raises(ShardkitError, match=r"did you mean 'shard_size'"):
-        DataConfig.from_dict({"shard_sise": 10})
-    assert DataConfig(mix=parse_mix("identity=0.5,replay=0.5")).mix["synonym"] == 0.0
-    assert (parse_size("40k"), parse_size("1m"), parse_size("1234"), parse_size("2.5k")) == (40_000, 10**6, 1234, 2500)
-    for text in ("4x", "0", "1.5"):
-        with pytest.raises(ShardkitError, match="--size"):
-            parse_size(text)
 
 
 def test_labels_map_to_wordnet_automatically():
