@@ -34,12 +34,12 @@ class BuildConfig:
     split: str = "auto"  # clips of this split; "auto" = "test" when the manifest has splits, else all
 
     def __post_init__(self):
-        if self.max_depth < 1:
-            raise ShardkitError(f"max_depth must be >= 1, got {self.max_depth}")
-        if self.per_task < 1:
-            raise ShardkitError(f"per_task must be >= 1, got {self.per_task}")
+        problems = [f"{name} must be >= 1, got {getattr(self, name)}" for name in ("max_depth", "per_task")
+                    if getattr(self, name) < 1]
         if self.split not in ("auto", "train", "test", "all"):
-            raise ShardkitError(f"split must be auto, train, test or all, got {self.split!r}")
+            problems.append(f"split must be auto, train, test or all, got {self.split!r}")
+        if problems:
+            raise ShardkitError("; ".join(problems))
 
 
 def aliases(sense: Sense, reviewed: dict[str, list[str]]) -> list[str]:

@@ -9,7 +9,7 @@ override a few keys; `--set section.key=value` does the same from the command li
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shardkit.config import read_mapping
+from shardkit.config import load_fields, read_mapping
 from shardkit.errors import ShardkitError
 from shardkit.suggest import did_you_mean
 
@@ -118,28 +118,24 @@ def load_preset(name_or_path: str, overrides: dict | None = None) -> StudyConfig
     problems = validate(values)
     if problems:
         raise ShardkitError(f"preset {name_or_path}: " + "; ".join(problems))
-    ab = values.get("ablations") or {}
-    ablations = Ablations(**{k: tuple(v) if isinstance(v, list) else v for k, v in ab.items()})
+    ablations = load_fields(Ablations, values.get("ablations") or {}, "ablations")
     return StudyConfig(**{**values, "ablations": ablations, "train_seeds": tuple(values.get("train_seeds") or ())})
 
 
 def _unknown(where: str, keys, known) -> list[str]:
-    out = []
-    for k in keys:
-        if k not in known:
-            out.append(f"unknown key {where}{k}" + (did_you_mean(k, known, cutoff=0.5)
-                                                      or f" (known: {', '.join(known)})"))
-    return out
+    """Keys of a section that is not a config class (the top level, a stage's {data, train, ...})."""
+    return [f"{where}{': ' if where else ''}unknown key {k!r}" + (did_you_mean(k, known, cutoff=0.5)
+                                                                 or f" (known: {', '.join(known)})")
+            for k in keys if k not in known]
 
 
-def _check(problems: list[str], where: str, make) -> None:
-    """Run a constructor; its ShardkitError becomes a problem prefixed with the section."""
+def _section(problems: list[str], where: str, cls, values: dict, set_by_study: tuple[str, ...] = ()) -> None:
+    """A section checked by the config class its command uses (`config.load_fields`); keys the study sets are named."""
+    problems.extend(f"{where}.{k}: set by the study, not the preset" for k in set_by_study if k in values)
     try:
-        make()
+        load_fields(cls, {k: v for k, v in values.items() if k not in set_by_study}, where)
     except ShardkitError as e:
-        problems.append(f"{where}: {e}")
-    except TypeError as e:  # an unknown field slipped past: name it
-        problems.append(f"{where}: {e}")
+        problems.append(str(e))
 
 
 def validate(values: dict) -> list[str]:
@@ -147,7 +143,7 @@ def validate(values: dict) -> list[str]:
     from shardkit.benchmark.build import BuildConfig
     from shardkit.eval.runner import EvalConfig
     from shardkit.models.registry import parse_spec
-    from shardkit.train.config import DataConfig, load_config
+    from shardkit.train.config import DataConfig, TrainConfig
 
     known = [f for f in StudyConfig.__dataclass_fields__]
     problems = _unknown("", values, known)
@@ -156,7 +152,10 @@ def validate(values: dict) -> list[str]:
     if not values.get("model"):
         problems.append("model: give the base model spec, e.g. --set model=ltu:ckpt=PATH,llm=DIR")
     else:
-        _check(problems, "model", lambda: parse_spec(str(values["model"])))
+        try:
+            parse_spec(str(values["model"]))
+        except ShardkitError as e:
+            problems.append(f"model: {e}")
     seeds = values.get("train_seeds") or []
     if not isinstance(seeds, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds) \
             or len(set(seeds)) != len(seeds):
@@ -164,31 +163,18 @@ def validate(values: dict) -> list[str]:
     if values.get("device", "cpu") != "cpu" and not str(values.get("device")).startswith("cuda"):
         problems.append(f"device={values['device']!r}: must be cpu or cuda[:N]")
 
-    shard = dict(values.get("shard") or {})
-    for k in ("manifest", "audio_root"):
-        shard.pop(k, None)
-    problems += _unknown("shard.", shard, list(BuildConfig.__dataclass_fields__))
-    _check(problems, "shard", lambda: BuildConfig(**{k: v for k, v in shard.items()
-                                                     if k in BuildConfig.__dataclass_fields__}))
-
-    ev = values.get("eval") or {}
-    problems += [f"eval.{k}: set by the study, not the preset" for k in ev if k in SET_BY_STUDY["eval"]]
-    problems += _unknown("eval.", ev, list(EvalConfig.__dataclass_fields__))
-    _check(problems, "eval", lambda: EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ev.items()
-                                                   if k not in SET_BY_STUDY["eval"]
-                                                   and k in EvalConfig.__dataclass_fields__}))
+    shard = {k: v for k, v in (values.get("shard") or {}).items() if k not in ("manifest", "audio_root")}
+    _section(problems, "shard", BuildConfig, shard)
+    _section(problems, "eval", EvalConfig, dict(values.get("eval") or {}), SET_BY_STUDY["eval"])
 
     def stage(section: str, sub: dict, extra: tuple[str, ...]) -> None:
-        problems.extend(_unknown(f"{section}.", sub, ["data", "train", *extra]))
+        problems.extend(_unknown(section, sub, ["data", "train", *extra]))
         data = {k: v for k, v in (sub.get("data") or {}).items() if k not in ("manifest", "audio_root")}
         if "size" in data and section == "tuning":
             problems.append("tuning.data.size: set tuning.small and tuning.large instead")
-        _check(problems, f"{section}.data", lambda: DataConfig.from_dict({**data, "size": data.get("size", 1)}))
-        tr = sub.get("train") or {}
-        problems.extend(f"{section}.train.{k}: set by the study, not the preset" for k in SET_BY_STUDY["train"]
-                        if k in tr)
-        _check(problems, f"{section}.train", lambda: load_config(overrides={
-            **{k: v for k, v in tr.items() if k not in SET_BY_STUDY["train"]}, "model": "x", "data": "x"}))
+            data.pop("size")
+        _section(problems, f"{section}.data", DataConfig, data)
+        _section(problems, f"{section}.train", TrainConfig, dict(sub.get("train") or {}), SET_BY_STUDY["train"])
 
     own = "manifest" in (values.get("shard") or {})
     for section in ("stage0", "instruct", "tuning"):
@@ -217,7 +203,7 @@ def validate(values: dict) -> list[str]:
         problems.append(f"tuning.small={small!r}, tuning.large={large!r}: sample counts with 0 < small <= large")
 
     ab = values.get("ablations") or {}
-    problems += _unknown("ablations.", ab, Ablations.__dataclass_fields__)
+    problems += _unknown("ablations", ab, Ablations.__dataclass_fields__)
     if ab.get("condition", "ft-small") not in CONDITIONS:
         problems.append(f"ablations.condition={ab['condition']!r}: must be one of {', '.join(CONDITIONS)}")
     for key in ("control", "audio_control"):

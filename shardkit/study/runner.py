@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from shardkit.config import load_fields
 from shardkit.errors import ShardkitError
 from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, split_condition
 from shardkit.eval.results import json_safe
@@ -55,8 +56,8 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
 
         if rank == 0:
             opts = {k: v for k, v in c.items() if k not in ("manifest", "audio_root")}
-            build(folder, BuildConfig(**opts), manifest=_path(c.get("manifest")), audio_root=_path(c.get("audio_root")),
-                  progress=tick)
+            build(folder, load_fields(BuildConfig, opts, "shard"), manifest=_path(c.get("manifest")),
+                  audio_root=_path(c.get("audio_root")), progress=tick)
     elif stage.kind == "data":
         from shardkit.train.config import DataConfig
         from shardkit.train.folder import make_data
@@ -78,9 +79,9 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
         from shardkit.eval.runner import EvalConfig, run_eval
 
         e = c["eval"]
-        cfg = EvalConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in e.items()},
-                         model=_spec(out, c["model"], inputs["model"], inputs.get("base")),
-                         shard=str(stage_dir(out, inputs["shard"])), device=c["device"], dtype=c["dtype"])
+        cfg = load_fields(EvalConfig, {**e, "model": _spec(out, c["model"], inputs["model"], inputs.get("base")),
+                                       "shard": str(stage_dir(out, inputs["shard"])), "device": c["device"],
+                                       "dtype": c["dtype"]}, "eval")
         run_eval(cfg, folder, progress=tick, rank=rank, world=world, barrier=barrier)
     else:
         raise ShardkitError(f"unknown stage kind {stage.kind!r}")
@@ -245,7 +246,7 @@ def across_seeds(reference: list[dict], more: dict[str, list[dict]], first: int)
 def _train_config(section: dict):
     from shardkit.train.config import load_config
 
-    return load_config(overrides={**(section.get("train") or {}), "model": "x", "data": "x"})
+    return load_config(overrides=section.get("train") or {})
 
 
 def _losses(name: str, folder: Path) -> dict:

@@ -7,12 +7,11 @@ every problem reported at once. Defaults are LTU's where LTU has one (its fine-t
 import hashlib
 import json
 import math
-import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from shardkit.config import read_mapping
+from shardkit.config import load_fields, read_mapping
 from shardkit.errors import ShardkitError
 from shardkit.models.prompts import Placement
 from shardkit.suggest import did_you_mean
@@ -60,12 +59,8 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping) -> "DataConfig":
-        """Build from a parsed YAML/JSON mapping; an unknown key is an error with a suggestion."""
-        known = [f for f in cls.__dataclass_fields__]
-        unknown = [f"unknown data config key {k!r}{did_you_mean(k, known)}" for k in values if k not in known]
-        if unknown:
-            raise ShardkitError("; ".join(unknown) + f" (known: {', '.join(known)})")
-        return cls(**values)
+        """Build from a parsed YAML/JSON mapping (see `config.load_fields`)."""
+        return load_fields(cls, values, "data config")
 
 
 def _mix_problems(mix) -> list[str]:
@@ -93,7 +88,7 @@ def _mix_problems(mix) -> list[str]:
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "tiny-ltu"  # registry spec; stage 1 starts from stage 0 with tiny-ltu:ckpt=STAGE0_OUT
-    data: str = ""  # a `shardkit make-data` folder (meta.json + data-*.jsonl)
+    data: str = ""  # a `shardkit make-data` folder (meta.json + data-*.jsonl); a study sets it per stage
     mode: str = "projector+lora"  # LTU's options: projector (stage 0), projector+lora, encoder+projector+lora
     lr: float | None = None  # None: LTU's 1e-3 for the projector alone, 1e-4 once LoRA trains
     epochs: int = 1  # passes over the data, each in a fresh (seed, epoch) order
@@ -126,7 +121,6 @@ class TrainConfig:
 
         need(self.mode in MODES, "mode", " or ".join(MODES))
         need(bool(self.model), "model", "a model spec (see `shardkit models`)")
-        need(bool(self.data), "data", "a `shardkit make-data` folder")
         need(self.lr is None or self.lr > 0, "lr", "> 0")
         for name in ("epochs", "batch_size", "grad_accum", "lora_r", "max_length", "log_every"):
             need(getattr(self, name) >= 1, name, ">= 1")
@@ -150,46 +144,7 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _coerce(name: str, value, kind) -> tuple[object, str | None]:
-    """A YAML/CLI value as the field's type, or a problem naming the field, the value and what is allowed."""
-    optional = type(None) in typing.get_args(kind)
-    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind) if optional else kind
-    if value is None:
-        return (None, None) if optional else (value, f"{name}: null is not allowed")
-    if typing.get_origin(base) is tuple:
-        items = value.split(",") if isinstance(value, str) else value
-        if isinstance(items, list | tuple) and all(isinstance(x, str) and x.strip() for x in items):
-            return tuple(x.strip() for x in items), None
-        return value, f"{name}={value!r}: must be a list of names"
-    if base is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value), None
-    if base is int and isinstance(value, int) and not isinstance(value, bool):
-        return value, None
-    if base in (bool, str) and isinstance(value, base):
-        return value, None
-    return value, f"{name}={value!r}: must be {'a number' if base is float else base.__name__}"
-
-
 def load_config(path: Path | None = None, overrides: dict | None = None) -> TrainConfig:
     """Defaults < YAML file < overrides; every problem (unknown key, type, value) reported at once, in one line."""
     values = read_mapping(path, "train config") if path is not None else {}
-    values = {**values, **(overrides or {})}
-    kinds = {f.name: f.type for f in fields(TrainConfig)}
-    problems, clean = [], {}
-    for key, value in values.items():
-        if key not in kinds:
-            problems.append(f"unknown key {key!r}" + (did_you_mean(key, kinds, cutoff=0.5)
-                                                      or f" (known: {', '.join(kinds)})"))
-            continue
-        value, problem = _coerce(key, value, kinds[key])
-        if problem:
-            problems.append(problem)
-        else:
-            clean[key] = value
-    try:  # value checks on what parsed, so every problem is reported at once
-        cfg = TrainConfig(**clean)
-    except ShardkitError as e:
-        problems.append(str(e).removeprefix("train config: "))
-    if problems:
-        raise ShardkitError(f"train config{f' {path}' if path else ''}: " + "; ".join(problems))
-    return cfg
+    return load_fields(TrainConfig, {**values, **(overrides or {})}, f"train config{f' {path}' if path else ''}")

@@ -227,6 +227,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
     from accelerate.utils import set_seed
 
     out, data_dir = Path(out), Path(cfg.data)
+    if not cfg.data:
+        raise ShardkitError("train config: data: give a `shardkit make-data` folder (--data DIR)")
     if not data_dir.is_dir():
         raise ShardkitError(f"{data_dir}: data folder not found; create one with `shardkit make-data --out DIR`")
     ckpt, finished = _check_out(out, cfg, resume)

@@ -48,9 +48,10 @@ def test_every_problem_at_once():
     with pytest.raises(ShardkitError) as e:
         load_preset("cpu-demo", bad)
     msg = str(e.value)
-    for part in ("unknown key tuning.smal (did you mean 'small'?)", "tuning.train.model: set by the study",
-                 "unknown key 'lora_rr' (did you mean 'lora_r'?)", "scoring must be one of", "eval.shard: set by",
-                 "unknown key ablations.positon (did you mean 'position'?)", "ablations.condition='ft'",
+    for part in ("tuning: unknown key 'smal' (did you mean 'small'?)", "tuning.train.model: set by the study",
+                 "tuning.train: unknown key 'lora_rr' (did you mean 'lora_r'?)", "scoring must be one of",
+                 "eval.shard: set by", "ablations: unknown key 'positon' (did you mean 'position'?)",
+                 "ablations.condition='ft'",
                  "per_task must be >= 1", "train_seeds=[0, 0]: a list of distinct integers"):
         assert part in msg, part
     assert "\n" not in msg
@@ -60,8 +61,8 @@ def test_a_typo_in_the_shard_or_eval_section_is_named_with_a_suggestion():
     with pytest.raises(ShardkitError) as e:
         load_preset("cpu-demo", {"eval": {"scorng": "yesno"}, "shard": {"per_tsk": 3}})
     msg = str(e.value)
-    assert "unknown key eval.scorng (did you mean 'scoring'?)" in msg
-    assert "unknown key shard.per_tsk (did you mean 'per_task'?)" in msg and "unexpected keyword" not in msg
+    assert "eval: unknown key 'scorng' (did you mean 'scoring'?)" in msg
+    assert "shard: unknown key 'per_tsk' (did you mean 'per_task'?)" in msg and "unexpected keyword" not in msg
 
 
 def test_ablations_must_fit_their_condition():
