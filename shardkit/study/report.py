@@ -8,30 +8,19 @@ ours, the paired tests, then plots and timings. Nothing is computed here that `s
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from shardkit.eval.report import fmt, fmt_mde
-from shardkit.files import atomic_write, replacing
+from shardkit.files import atomic_write
+from shardkit.study.plots import IDENTITY, draw, row_metric
 from shardkit.tasks import YES_NO
 
 log = logging.getLogger(__name__)
 
-IDENTITY = "identity_accuracy_balanced"  # the headline: strict (gold class or below, no negation), class-balanced
 # (task, metric key, column heading) for the paper's table
 COLUMNS = [(t, k, f"{t} {h}") for t in YES_NO for k, h in (("precision", "P"), ("recall", "R"), ("f1", "F1"))] + [
     ("identity", IDENTITY, "identity (strict, balanced)"),
     ("identity", "identity_accuracy", "identity (strict)"),
     ("identity", "identity_accuracy_lenient", "identity (lenient)"),
 ]
-BARS = [("synonym", "f1", "synonym F1"), ("hypernym", "f1", "hypernym F1"),
-        ("identity", IDENTITY, "identity\n(strict, balanced)"),
-        ("identity", "identity_accuracy_lenient", "identity\n(lenient)")]
-ABLATION_MARKERS = ("s", "^", "D", "v", "P", "X", "<", ">")
-
-
-def _metric(row: dict, task: str, key: str) -> dict | None:
-    m = ((row.get("metrics") or {}).get(task) or {}).get(key)
-    return m if m and m.get("value") is not None else None
 
 
 def _diff(m: dict | None) -> str:
@@ -75,7 +64,7 @@ def _metrics_table(rows: list[dict], extra: bool) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [_cell(r["name"])] + ([_cell(r.get("base") or "–"), _cell(r.get("description") or "")] if extra else [])
-        cells += [fmt(_metric(r, t, k)) for t, k, _ in COLUMNS]
+        cells += [fmt(row_metric(r, t, k)) for t, k, _ in COLUMNS]
         out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -84,7 +73,7 @@ def _auroc_table(rows: list[dict]) -> list[str]:
     """Threshold-free discrimination: a model that leans to one answer can still rank yes-items above no-items."""
     out = ["| row | synonym AUROC | hypernym AUROC |", "|---|---|---|"]
     for r in rows:
-        out.append(f"| {_cell(r['name'])} | " + " | ".join(fmt(_metric(r, t, "auroc"), pct=False) for t in YES_NO)
+        out.append(f"| {_cell(r['name'])} | " + " | ".join(fmt(row_metric(r, t, "auroc"), pct=False) for t in YES_NO)
                    + " |")
     return out
 
@@ -176,14 +165,14 @@ def baseline_warnings(rows: list[dict], base: dict) -> list[str]:
     for r in rows:
         for task in YES_NO:
             yes = ((base.get(task) or {}).get("always_yes") or {}).get("f1") or {}
-            f1, auc = _metric(r, task, "f1"), _metric(r, task, "auroc")
+            f1, auc = row_metric(r, task, "f1"), row_metric(r, task, "auroc")
             if auc and (auc["ci"][0] is None or auc["ci"][0] <= 0.5):
                 out.append(f"{r['name']}, {task}: AUROC {fmt(auc, pct=False)} does not exceed 0.5 — no better than "
                            f"a coin.")
             if f1 and yes.get("value") is not None and _within(f1, yes["value"]):
                 out.append(f"{r['name']}, {task}: F1 {fmt(f1)} is within reach of answering always yes "
                            f"({fmt(yes)}).")
-        ident = _metric(r, "identity", IDENTITY)
+        ident = row_metric(r, "identity", IDENTITY)
         if ident and const is not None and (ident["ci"][0] is None or ident["ci"][0] <= const):
             out.append(f"{r['name']}, identity: {fmt(ident)} does not exceed the best constant answer "
                        f"({100 * const:.1f}).")
@@ -258,7 +247,7 @@ def seeds_section(study: dict) -> list[str]:
             pct = metric != "auroc"
             label = {"f1": "F1", "auroc": "AUROC", "identity_accuracy_balanced": "strict, balanced",
                      "identity_accuracy": "strict"}[metric]
-            ci = fmt(_metric(rows[name], task, metric), pct=pct)
+            ci = fmt(row_metric(rows[name], task, metric), pct=pct)
             vals = [ci, *(_value(v, pct) for v in c["values"][1:])]
             sd_text = f"{100 * c['sd']:.1f} points" if pct else f"{c['sd']:.3f}"
             out.append(f"| {_cell(name)} | {task} {label} | " + " | ".join(vals) + f" | {sd_text} |")
@@ -304,7 +293,7 @@ def write_report(out: Path, study: dict) -> None:
     """Write `out/report.md` and `out/plots/*.png`; plots first, so a finished report.md means a finished report."""
     plots = out / "plots"
     try:
-        _plots(plots, study)
+        draw(plots, study)
     except Exception as e:  # a plotting failure must not lose a finished study
         log.warning("study plots failed: %s", e)
     sh, rows, tests = study["shard"], study["rows"], study.get("tests") or {}
@@ -331,7 +320,7 @@ def write_report(out: Path, study: dict) -> None:
     others = [r for r in rows if r["group"] != "condition"]
     if others:
         lines += ["## Ablations and controls", ""] + _metrics_table(others, extra=True) + [""]
-    if any(_metric(r, t, "auroc") for r in rows for t in YES_NO):
+    if any(row_metric(r, t, "auroc") for r in rows for t in YES_NO):
         lines += ["## Discrimination, free of the yes/no bias", "", "F1 depends on where a model puts its yes/no "
                   "boundary: on SHARD's balanced items, answering yes to everything scores precision 50, recall 100, "
                   "F1 66.7. AUROC of the yes-vs-no log-odds asks only whether yes-items rank above no-items "
@@ -370,125 +359,3 @@ def write_report(out: Path, study: dict) -> None:
     lines += ["", f"All stages together: {total / 60:.1f} min. Wall time of this invocation: {study['seconds']:.1f} s "
               f"({study['seconds'] / 60:.1f} min).", ""]
     atomic_write(out / "report.md", "\n".join(lines))
-
-
-def pr_curve(gold: list, score: list) -> tuple[np.ndarray, np.ndarray]:
-    """(recall, precision) at each cut of the scores, highest first; unscored items (None) are dropped."""
-    keep = [(bool(g), float(s)) for g, s in zip(gold, score, strict=True) if s is not None]
-    if not keep:
-        return np.zeros(0), np.zeros(0)
-    g, s = np.array([k[0] for k in keep]), np.array([k[1] for k in keep])
-    tp = np.cumsum(g[np.argsort(-s, kind="stable")])
-    return tp / max(1, g.sum()), tp / np.arange(1, len(tp) + 1)
-
-
-def _pct(m: dict) -> tuple[float, float, float]:
-    """Value and its lower / upper error-bar lengths in percent; zero-length where the CI is undefined."""
-    v = 100 * m["value"]
-    lo, hi = m.get("ci") or (None, None)
-    return v, 0.0 if lo is None else max(0.0, v - 100 * lo), 0.0 if hi is None else max(0.0, 100 * hi - v)
-
-
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with replacing(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-
-
-def _plots(folder: Path, study: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = study["rows"]
-    cmap = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20")
-    color = {r["name"]: cmap(i % cmap.N) for i, r in enumerate(rows)}  # one colour per row across every plot
-    panels = [[r for r in rows if r["group"] == "condition"], [r for r in rows if r["group"] != "condition"]]
-    panels = [p for p in panels if p]
-
-    # 1. grouped bars: the four headline metrics, one bar per row
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    for ax, prows, title in zip(axes[0], panels, ("conditions", "ablations and controls"), strict=False):
-        width = 0.8 / len(prows)
-        for k, r in enumerate(prows):
-            pts = [(j, *_pct(m)) for j, (t, key, _) in enumerate(BARS) if (m := _metric(r, t, key))]
-            if pts:
-                j, v, lo, hi = map(list, zip(*pts, strict=True))
-                ax.bar([x + k * width for x in j], v, width, yerr=[lo, hi], capsize=2, color=color[r["name"]],
-                       label=r["name"], error_kw={"lw": 0.8})
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(BARS))], [h for _, _, h in BARS], fontsize=8)
-        ax.set(ylim=(0, 100), ylabel="% (95% CI)", title=title)
-        ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-    _save(fig, folder / "bars.png")
-
-    # 2. trade-off: labelling (x) against reasoning (y)
-    fig, ax = plt.subplots(figsize=(7, 5))
-    prev, markers = None, iter(ABLATION_MARKERS * 4)
-    for r in rows:
-        ident, f1s = _metric(r, "identity", IDENTITY), [_metric(r, t, "f1") for t in YES_NO]
-        if not ident or not all(f1s):
-            continue
-        x, xlo, xhi = _pct(ident)
-        ys = [_pct(m) for m in f1s]
-        y, ylo, yhi = (float(np.mean([p[i] for p in ys])) for i in range(3))
-        cond = r["group"] == "condition"
-        ax.errorbar(x, y, xerr=[[xlo], [xhi]], yerr=[[ylo], [yhi]], fmt="o" if cond else next(markers),
-                    color=color[r["name"]], mfc=color[r["name"]] if cond else "none", ms=7, capsize=2, lw=0.8,
-                    label=r["name"])
-        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
-        if cond:
-            if prev:
-                ax.annotate("", (x, y), prev, arrowprops={"arrowstyle": "->", "lw": 0.7, "color": "grey",
-                                                           "shrinkA": 6, "shrinkB": 6})
-            prev = (x, y)
-    ax.set(xlabel="identity accuracy, strict and class-balanced (%)", ylabel="mean of synonym and hypernym F1 (%)",
-           title="reasoning vs labelling")
-    ax.set_xlim(left=-1, right=max(ax.get_xlim()[1], 10))  # percent axes from 0, even when nobody labels right
-    ax.set_ylim(bottom=min(ax.get_ylim()[0], 0), top=max(ax.get_ylim()[1], 10))
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    _save(fig, folder / "tradeoff.png")
-
-    # 3. precision–recall per yes/no task; operating points get CIs only where no curve was drawn
-    fig, axes = plt.subplots(1, len(YES_NO), figsize=(10, 4), squeeze=False)
-    for ax, task in zip(axes[0], YES_NO, strict=True):
-        curves = {r["name"]: pr_curve(**p) for r in rows if (p := (r.get("pr") or {}).get(task))}
-        curves = {n: c for n, c in curves.items() if len(c[0]) >= 2}
-        for r in rows:
-            name = r["name"]
-            if name in curves:
-                ax.plot(100 * curves[name][0], 100 * curves[name][1], color=color[name], lw=1, label=name)
-            rec, prec = _metric(r, task, "recall"), _metric(r, task, "precision")
-            if rec and prec:
-                (x, xlo, xhi), (y, ylo, yhi) = _pct(rec), _pct(prec)
-                err = {} if curves else {"xerr": [[xlo], [xhi]], "yerr": [[ylo], [yhi]], "capsize": 2, "lw": 0.8}
-                ax.errorbar(x, y, fmt="o", color=color[name], ms=5, mec="black", mew=0.5,
-                            label=None if name in curves else name, **err)
-        ax.set(title=task, xlabel="recall (%)", ylabel="precision (%)", xlim=(0, 101), ylim=(0, 102))
-    handles: dict = {}  # one entry per row across both panels, a curve's line before a bare point
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-    names = [r["name"] for r in rows if r["name"] in handles]
-    axes[0][-1].legend([handles[n] for n in names], names, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    _save(fig, folder / "pr.png")
-
-    # 4. training loss against samples seen
-    losses = [x for x in study.get("losses") or [] if any(e.get("loss") is not None for e in x.get("log") or [])]
-    if not losses:
-        (folder / "loss.png").unlink(missing_ok=True)  # a stale curve from an earlier invocation would mislead
-        return
-    fig, ax = plt.subplots(figsize=(7, 4))
-    spans = []
-    for x in losses:
-        pts = [(e["step"] * x["global_batch"], e["loss"]) for e in x["log"] if e.get("loss") is not None]
-        ax.plot(*zip(*pts, strict=True), lw=1, marker="." if len(pts) < 20 else None, label=x["name"])
-        spans.append(max(max(p[0] for p in pts), 1))
-    if max(spans) >= 10 * min(spans):
-        ax.set_xscale("log")
-    ax.set(xlabel="samples seen (step × global batch)", ylabel="training loss")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    _save(fig, folder / "loss.png")

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from shardkit.study.report import pr_curve, write_report
+from shardkit.eval.report import fmt
+from shardkit.study.report import write_report
 
 CONDITIONS = ["original", "zero-shot interleaved", "FT-Small", "FT-Large"]
 
@@ -239,12 +240,6 @@ def test_no_losses_no_loss_plot(tmp_path):
     assert md.count("![") == 3
 
 
-def test_pr_curve():
-    recall, precision = pr_curve([True, False, True, True], [0.9, 0.8, None, -1.0])
-    np.testing.assert_allclose(recall, [0.5, 0.5, 1.0])
-    np.testing.assert_allclose(precision, [1.0, 0.5, 2 / 3])
-
-
 def test_generate_scoring_at_paper_scale(tmp_path):
     study = make_study()
     study["scale"].update(small=40000, large=1000000, note="")
@@ -254,3 +249,22 @@ def test_generate_scoring_at_paper_scale(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "This is the paper's scale." in md and "25× FT-Small's data (the paper: 25×)" in md
     assert (tmp_path / "plots" / "pr.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_across_seeds_section(tmp_path):
+    """The seeds section (otherwise reached only by a whole multi-seed study): each condition's headline per seed
+    beside the first seed's CI, the between-seed SD, and each claim's verdict per seed."""
+    from shardkit.study.verdicts import spread
+
+    study = make_study()
+    other = [{"name": r["name"], "metrics": r["metrics"]} for r in study["rows"] if r["group"] == "condition"]
+    study["seeds"] = {"train": [0, 1], "more": {"1": {"rows": other, "tests": {}, "reference": []}},
+                      "spread": spread(study["rows"], {"1": {"rows": other}})}
+    study["reference"][1] = {**study["reference"][1], "by_seed": {"0": "undetermined", "1": "supported"}}
+    write_report(tmp_path, study)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Across training seeds" in md and "| row | metric | seed 0 [95% CI] | seed 1 | between-seed SD |" in md
+    orig = next(r for r in study["rows"] if r["name"] == "original")
+    ci = fmt(orig["metrics"]["synonym"]["f1"])
+    assert f"| original | synonym F1 | {ci} | " in md and "| 0.0 points |" in md  # same values: SD 0
+    assert "| hypernym F1 | undetermined | supported |" in md
