@@ -120,7 +120,7 @@ GROUP = 32  # global batches sorted together when grouping by length (HF's Lengt
 
 
 @dataclass(frozen=True)
-class Plan:
+class BatchPlan:
     """Which samples each optimizer step reads. Epoch e's order is drawn from (seed, e) and cut into global batches
     (an incomplete last one is dropped, so every rank does equal work); process r takes the r-th slice of each
     global batch and splits it into grad_accum micro-batches. With `lengths`, the batches group similar lengths
@@ -176,7 +176,7 @@ class Plan:
 
 
 def _order(seed: int, epoch: int, n: int, group: int, size: np.ndarray | None) -> np.ndarray:
-    """See `Plan.order`; `group` is the global batch, `size` the tokens per sample (None: plain random order)."""
+    """See `BatchPlan.order`; `group` is the global batch, `size` the tokens per sample (None: plain random order)."""
     rng = np.random.default_rng([seed, epoch])
     perm = rng.permutation(n)
     if size is None:
@@ -187,7 +187,7 @@ def _order(seed: int, epoch: int, n: int, group: int, size: np.ndarray | None) -
     return batches[rng.permutation(len(batches))].reshape(-1)
 
 
-def make_plan(cfg: TrainConfig, n: int, world: int, lengths: np.ndarray | None = None) -> Plan:
+def make_plan(cfg: TrainConfig, n: int, world: int, lengths: np.ndarray | None = None) -> BatchPlan:
     """The run's plan; `lengths` (tokens per sample) groups batches by length when the config asks for it."""
     g = cfg.batch_size * cfg.grad_accum * world
     if n < g:
@@ -195,4 +195,4 @@ def make_plan(cfg: TrainConfig, n: int, world: int, lengths: np.ndarray | None =
                             f"× grad_accum {cfg.grad_accum} × {world} processes); lower batch_size or add data")
     total = cfg.max_steps or cfg.epochs * (n // g)
     grouped = np.asarray(lengths, dtype=np.int64) if cfg.group_by_length and lengths is not None else None
-    return Plan(n, cfg.batch_size, cfg.grad_accum, world, cfg.seed, total, grouped)
+    return BatchPlan(n, cfg.batch_size, cfg.grad_accum, world, cfg.seed, total, grouped)

@@ -242,6 +242,31 @@ def make_data(out: Path, cfg: DataConfig, manifest: Path | None = None, audio_ro
     return meta
 
 
+def summary(meta: dict) -> list[str]:
+    """What a make-data folder holds, in a few lines read from its meta.json: clips, labels, the SHARD overlap."""
+    clips, labels, ov = meta["clips"], meta["labels"], meta["overlap"]
+    out = []
+    out.append(f"clips: {clips['used']} used ({clips['split']} split; {clips['left_out_by_split']} left out by split, "
+               f"{clips['excluded_shard']['clips']} SHARD clips left out, {clips['unavailable']['n']} unreadable "
+               f"skipped)")
+    out.append(f"labels: {labels['n']}, with a WordNet synset {labels['with_synset']} ({labels['audited']} audited in "
+               f"senses.tsv, {labels['automatic']} automatic); with synonym questions {labels['synonym_pool']}, "
+               f"hypernym questions {labels['hypernym_pool']}")
+    verb = "INCLUDED (--allow-overlap)" if ov["allow_overlap"] else "excluded from synonym/hypernym questions"
+    cands = ov["candidates"]
+    out.append(f"overlap with SHARD ({ov['shard']['senses']} senses, {ov['shard']['words']} words), {verb}: "
+               f"{ov['labels']['n']} labels, {cands['synonym']['words']['n']} synonym and "
+               f"{cands['hypernym']['words']['n']} hypernym candidate words; samples touching SHARD: "
+               f"{ov['samples_touching_shard']}")
+    if ov["labels"]["examples"]:
+        out.append("  labels: " + "; ".join(ov["labels"]["examples"][:4]))
+    words = sorted(set(cands["synonym"]["words"]["examples"] + cands["hypernym"]["words"]["examples"]))
+    if words:
+        out.append("  words: " + ", ".join(words[:10]))
+    out.append(f"  {ov['identity']['note']} ({ov['identity']['clips_with_shard_label']} clips)")
+    return out
+
+
 # ---------------------------------------------------------------- reading (the trainer's side)
 
 def iter_samples(folder: Path, start: int = 0) -> Iterator[dict]:

@@ -27,7 +27,7 @@ from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef
 from shardkit.models.checkpoint import STATE, newest_checkpoint, read_state, restore_checkpoint, save_checkpoint
 from shardkit.models.prompts import IGNORE
-from shardkit.train.batches import Plan, TrainData, make_plan, read_data
+from shardkit.train.batches import BatchPlan, TrainData, make_plan, read_data
 from shardkit.train.config import RUN_CONTROL, TrainConfig
 from shardkit.train.lora import Trainable, apply_mode
 
@@ -142,7 +142,7 @@ def _config_diffs(saved: dict, cfg: TrainConfig) -> list[str]:
             if k not in RUN_CONTROL and saved.get(k) != now[k]]
 
 
-def _restore(acc, folder: Path, cfg: TrainConfig, plan: Plan, model: nn.Module, optimizer, scheduler) -> int:
+def _restore(acc, folder: Path, cfg: TrainConfig, plan: BatchPlan, model: nn.Module, optimizer, scheduler) -> int:
     """Load a checkpoint into the prepared objects; refuse (listing the values) if the run would differ."""
     state = read_state(folder)
     diffs = _config_diffs(state["config"], cfg)
@@ -298,7 +298,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
             "skipped": data.n_read - len(data), "trainable": trainable.n_trainable}
 
 
-def _state(cfg: TrainConfig, plan: Plan, step: int) -> dict:
+def _state(cfg: TrainConfig, plan: BatchPlan, step: int) -> dict:
     import peft
     import transformers
 
@@ -310,7 +310,7 @@ def _state(cfg: TrainConfig, plan: Plan, step: int) -> dict:
                          "transformers": transformers.__version__, "peft": peft.__version__}}
 
 
-def _write_setup(out: Path, cfg: TrainConfig, trainable: Trainable, data: TrainData, plan: Plan,
+def _write_setup(out: Path, cfg: TrainConfig, trainable: Trainable, data: TrainData, plan: BatchPlan,
                  padding: float) -> None:
     info = {"config": asdict(cfg), "config_hash": cfg.hash(), "trainable": dataclasses.asdict(trainable),
             "samples": {"read": data.n_read, "used": len(data), "skipped": data.n_read - len(data),

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from shardkit.benchmark.relations import auto_synset
 from shardkit.errors import ShardkitError
 from shardkit.models.prompts import AUDIO
 from shardkit.train.config import DEFAULT_MIX, DataConfig
 from shardkit.train.folder import iter_samples, make_data, validate_sample
-from shardkit.train.instructions import quotas, to_sharegpt
+from shardkit.train.instructions import to_sharegpt
 
 
 def _manifest_rows() -> list[dict]:
@@ -76,9 +75,6 @@ def test_mix_is_realised_within_a_few_percent(default_run):
         realised = sum(s["task"] == task for s in samples) / len(samples)
         assert abs(realised - share) < 0.02, (task, realised)
         assert meta["mix"][task]["realised"] == round(realised * len(samples))
-    assert quotas({"identity": 1 / 3, "synonym": 1 / 3, "hypernym": 1 / 3}, 100) == {
-        "identity": 34, "synonym": 33, "hypernym": 33, "description": 0, "replay": 0, "synonym_text": 0,
-        "hypernym_text": 0}
 
 
 def test_markers_match_audios_and_replay_is_prepended(default_run):
@@ -240,12 +236,6 @@ def test_validate_sample_rejects_mismatch_and_malformed_messages():
         with pytest.raises(ShardkitError, match="^shard-3.jsonl:7: ") as e:
             validate_sample(sample, "shard-3.jsonl:7")
         assert text in str(e.value) and "\n" not in str(e.value)
-
-
-def test_labels_map_to_wordnet_automatically():
-    assert auto_synset("Sine wave") == ("sine_wave.n.01", "sine wave", "name")
-    assert auto_synset("Mains hum")[0::2] == ("hum.n.03", "head noun")  # not busyness.n.01: a state makes no sound
-    assert auto_synset("Rapping") is None
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> Path:

@@ -4,7 +4,6 @@ Run as a script (`python tests/train/test_trainer.py train ...`), this file is t
 registered, so subprocess and `accelerate launch` runs train the same tiny model as the in-process ones.
 """
 
-import dataclasses
 import json
 import os
 import signal
@@ -25,7 +24,6 @@ from torch import nn  # noqa: E402
 
 from shardkit.errors import ShardkitError  # noqa: E402
 from shardkit.models.checkpoint import newest_checkpoint  # noqa: E402
-from shardkit.train.batches import make_plan  # noqa: E402
 from shardkit.train.config import TrainConfig  # noqa: E402
 from shardkit.train.trainer import train  # noqa: E402
 from tests.models.tiny import MeanPoolEncoder, llama, tokenizer  # noqa: E402
@@ -291,44 +289,6 @@ def test_empty_dataset_is_an_error(tmp_path):
 def test_fewer_samples_than_a_global_batch_is_an_error(data, tmp_path):
     with pytest.raises(ShardkitError, match=r"32 usable samples is fewer than one global batch of 64"):
         train(cfg(data, batch_size=16, grad_accum=4), tmp_path / "run")
-
-
-# ---------------------------------------------------------------- the batch plan
-
-
-def _lengths(n: int = 1000) -> np.ndarray:
-    """Two humps, as text-only questions (about 30 tokens) beside audio ones (about 65)."""
-    rng = np.random.default_rng(7)
-    return np.where(rng.random(n) < 0.7, rng.integers(24, 40, n), rng.integers(49, 75, n))
-
-
-@pytest.mark.parametrize("world", [1, 2])
-def test_grouped_plan_reads_every_usable_row_once_per_epoch_in_similar_lengths(world):
-    lengths = _lengths()
-    c = TrainConfig(model="x", data="x", batch_size=4, grad_accum=2, epochs=2, seed=3)
-    plan, plain = make_plan(c, 1000, world, lengths), make_plan(c, 1000, world)
-    for epoch in (0, 1):
-        rows = np.concatenate([plan.global_rows(s) for s in range(epoch * plan.steps_per_epoch,
-                                                                  (epoch + 1) * plan.steps_per_epoch)])
-        usable = plain.order(epoch)[:plan.steps_per_epoch * plan.global_batch]  # the same rows as plain batches
-        assert sorted(rows.tolist()) == sorted(usable.tolist())
-    assert plain.padding(lengths) > 0.2 and plan.padding(lengths) < 0.05, (plain.padding(lengths),
-                                                                            plan.padding(lengths))
-    first = [plan.global_rows(s)[0] for s in range(plan.steps_per_epoch)]
-    assert np.corrcoef(np.arange(len(first)), lengths[first])[0, 1] ** 2 < 0.1  # batch order not sorted by length
-
-
-def test_plan_is_a_function_of_seed_epoch_and_lengths_alone():
-    lengths = _lengths()
-    c = TrainConfig(model="x", data="x", batch_size=8, max_steps=300, seed=5)
-    a, b = make_plan(c, 1000, 1, lengths), make_plan(c, 1000, 1, lengths.copy())
-    assert all(np.array_equal(a.global_rows(s), b.global_rows(s)) for s in (0, 7, 124, 125, 299))
-    assert not np.array_equal(a.global_rows(0), make_plan(dataclasses.replace(c, seed=6), 1000, 1,
-                                                          lengths).global_rows(0))
-    two = make_plan(dataclasses.replace(c, batch_size=4), 1000, 2, lengths)  # the same global batch of 8
-    assert all(np.array_equal(a.global_rows(s), two.global_rows(s)) for s in (0, 200))
-    off = make_plan(dataclasses.replace(c, group_by_length=False), 1000, 1, lengths)  # LTU's plain batches
-    assert np.array_equal(off.order(1), np.random.default_rng([5, 1]).permutation(1000))
 
 
 # ---------------------------------------------------------------- exactness: resume, processes
