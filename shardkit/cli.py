@@ -19,14 +19,23 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 @contextlib.contextmanager
-def _progress(description: str):
-    """A transient rich progress bar; yields the `progress(done, total)` callback the library functions take."""
+def _progress(description: str, console=None, disable: bool = False):
+    """The transient rich progress bar every command uses; yields `update(done, total, extra="", stage=None)`, which
+    the library functions call as `progress(done, total)`. `extra` shows beside the bar (training's loss and rate);
+    a new `stage` restarts the bar, and its time estimate, under that name."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[extra]}"), console=console, transient=True, disable=disable) as bar:
+        task, now = bar.add_task(description, total=None, extra=""), [description]
+
+        def update(done: int, total: int | None, extra: str = "", stage: str | None = None) -> None:
+            if stage is not None and stage != now[0]:
+                now[0] = stage
+                bar.reset(task, total=None, description=stage, extra="")
+            bar.update(task, completed=done, total=total, extra=extra)
+
+        yield update
 
 
 # ---------------------------------------------------------------- argument strings
@@ -220,7 +229,7 @@ def cmd_make_data(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from shardkit.train.config import DEFAULT_MIX, DataConfig
-    from shardkit.train.folder import make_data
+    from shardkit.train.folder import make_data, summary
 
     mix = parse_mix(args.mix) if args.mix else dict(DEFAULT_MIX)
     cfg = DataConfig(size=parse_size(args.size), seed=args.seed, mix=mix, allow_overlap=args.allow_overlap,
@@ -237,7 +246,6 @@ def cmd_make_data(args: argparse.Namespace) -> int:
     if args.exclude_shard is None:
         con.print("[yellow]note[/yellow]: no --exclude-shard: nothing checks that these clips are not SHARD's "
                   "(the train split of the bundled samples is not)")
-    clips, labels, ov = meta["clips"], meta["labels"], meta["overlap"]
     table = Table(title=f"instruction data → {args.out}  ({cfg.size} samples, {len(meta['shards'])} shards, "
                         f"seed {cfg.seed})")
     for col in ("task", "placement", "requested", "realised", "share"):
@@ -246,24 +254,8 @@ def cmd_make_data(args: argparse.Namespace) -> int:
         table.add_row(task, "prepended" if task == "replay" else "interleaved", f"{m['requested_share']:g}",
                       str(m["realised"]), f"{m['realised_share']:.3f}")
     con.print(table)
-    con.print(f"clips: {clips['used']} used ({clips['split']} split; {clips['left_out_by_split']} left out by split, "
-              f"{clips['excluded_shard']['clips']} SHARD clips left out, {clips['unavailable']['n']} unreadable "
-              f"skipped)")
-    con.print(f"labels: {labels['n']}, with a WordNet synset {labels['with_synset']} ({labels['audited']} audited in "
-              f"senses.tsv, {labels['automatic']} automatic); with synonym questions {labels['synonym_pool']}, "
-              f"hypernym questions {labels['hypernym_pool']}")
-    verb = "INCLUDED (--allow-overlap)" if ov["allow_overlap"] else "excluded from synonym/hypernym questions"
-    cands = ov["candidates"]
-    con.print(f"overlap with SHARD ({ov['shard']['senses']} senses, {ov['shard']['words']} words), {verb}: "
-              f"{ov['labels']['n']} labels, {cands['synonym']['words']['n']} synonym and "
-              f"{cands['hypernym']['words']['n']} hypernym candidate words; samples touching SHARD: "
-              f"{ov['samples_touching_shard']}")
-    if ov["labels"]["examples"]:
-        con.print("  labels: " + "; ".join(ov["labels"]["examples"][:4]))
-    words = sorted(set(cands["synonym"]["words"]["examples"] + cands["hypernym"]["words"]["examples"]))
-    if words:
-        con.print("  words: " + ", ".join(words[:10]))
-    con.print(f"  {ov['identity']['note']} ({ov['identity']['clips_with_shard_label']} clips)")
+    for line in summary(meta):
+        con.print(line)
     con.print("wrote data-*.jsonl, meta.json, README.md, sharegpt/ (LLaMA-Factory dataset_dir; dataset "
               "'shardkit_instruct')")
     return 0
@@ -272,7 +264,6 @@ def cmd_make_data(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import yaml
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from shardkit.train.config import load_config
     from shardkit.train.trainer import train
@@ -290,16 +281,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)  # every config problem at once, before any model loads
     main_process = os.environ.get("RANK", "0") == "0"  # accelerate launch sets RANK; bars on rank 0 only
     con = Console(stderr=True)
-    bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                   TextColumn("{task.fields[rate]} samples/s"), TimeRemainingColumn(), console=con, transient=True,
-                   disable=not main_process)
-    task = bar.add_task("train", total=None, loss="–", rate="–")
-
-    def update(step: int, total: int, loss: float, rate: float) -> None:
-        bar.update(task, completed=step, total=total, loss=f"{loss:.4f}", rate=f"{rate:.1f}")
-
-    with bar:
-        summary = train(cfg, args.out, resume=args.resume, cpu=args.cpu, progress=update,
+    with _progress("train", console=con, disable=not main_process) as bar:
+        summary = train(cfg, args.out, resume=args.resume, cpu=args.cpu,
+                        progress=lambda step, total, loss, rate: bar(step, total, f"loss {loss:.4f}  {rate:.1f} "
+                                                                                  f"samples/s"),
                         announce=con.print if main_process else None)
     if main_process and summary["losses"]:
         from shardkit.models.registry import trained_spec
@@ -316,7 +301,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     from accelerate import PartialState
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from shardkit.eval.report import fmt
@@ -341,21 +325,11 @@ def cmd_study(args: argparse.Namespace) -> int:
         return 0
     state = PartialState(cpu=cfg.device == "cpu")
     main_process = state.is_main_process
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   TextColumn("{task.fields[extra]}"), transient=True, disable=not main_process)
-    tasks: dict[str, object] = {}
-
-    def update(stage, done: int, total: int, extra: str) -> None:
-        if stage.id not in tasks:
-            for t in tasks.values():
-                bar.remove_task(t)
-            tasks.clear()
-            tasks[stage.id] = bar.add_task(f"{stage.kind} {stage.name}", total=None, extra="")
-        bar.update(tasks[stage.id], completed=done, total=total, extra=extra)
-
-    with bar:
-        study = run_study(cfg, args.out, progress=update, announce=bar.console.print, rank=state.process_index,
-                          world=state.num_processes, barrier=state.wait_for_everyone)
+    with _progress("study", console=con, disable=not main_process) as bar:
+        study = run_study(cfg, args.out, progress=lambda stage, done, total, extra: bar(
+                              done, total, extra, f"{stage.kind} {stage.name}"),
+                          announce=con.print, rank=state.process_index, world=state.num_processes,
+                          barrier=state.wait_for_everyone)
     if study is None:
         return 0
     table = Table(title=f"{cfg.name}: {cfg.model} ({study['scoring']}; 95% clip-bootstrap CIs, %)")
