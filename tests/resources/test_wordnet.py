@@ -1,8 +1,18 @@
-from shardkit.resources.wordnet import N_SYNSETS, assemble
+from shardkit.resources.wordnet import N_SYNSETS, assemble, synset_count
 
 
 def test_full_wordnet_30(wn):
-    assert sum(1 for _ in wn.all_synsets()) == N_SYNSETS == 117_659
+    assert sum(1 for _ in wn.all_synsets()) == N_SYNSETS == 117_659 == synset_count()  # doctor's quick count agrees
+
+
+def test_quick_count_sees_a_lost_newline(tmp_path):
+    """The fault `assemble` repairs (data.noun cut in two without its newline) is what doctor's count must catch."""
+    root = assemble(tmp_path)
+    noun = root / "corpora" / "wordnet" / "data.noun"
+    lines = noun.read_bytes().split(b"\n")
+    cut = len(lines) // 2
+    noun.write_bytes(b"\n".join([*lines[:cut - 1], lines[cut - 1] + lines[cut], *lines[cut + 1:]]))
+    assert synset_count(root) == N_SYNSETS - 1
 
 
 def test_noun_file_joined_at_the_cut(wn):
