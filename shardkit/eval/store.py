@@ -9,6 +9,7 @@ wrote them), keeps each key once and writes `samples/<condition>/<task>.jsonl` a
 import json
 from pathlib import Path
 
+from shardkit.errors import ShardkitError
 from shardkit.files import atomic_write
 
 
@@ -72,7 +73,8 @@ class RecordStore:
         for (condition, task), keys in order.items():
             missing = [k for k in keys if k not in records]
             if missing:
-                raise RuntimeError(f"{len(missing)} records missing for {condition}/{task} (e.g. {missing[0]})")
+                raise ShardkitError(f"{self.samples / condition}: {len(missing)} {task} records missing (e.g. "
+                                    f"{missing[0]}); rerun the same command to score them")
             rows = [records[k] for k in keys]
             folder = self.samples / condition
             folder.mkdir(parents=True, exist_ok=True)
