@@ -1,9 +1,12 @@
-"""Benchmark scripts stay runnable: each runs at its smallest size here (speed is measured, not asserted)."""
+"""Benchmark scripts stay runnable: each runs at its smallest size here, ceilings under `make test-all` (speed is
+measured, not asserted)."""
 
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,6 +56,7 @@ def test_make_data_smallest(tmp_path):
     assert result["seconds"] > 0 and result["peak_rss_mb"] > 50 and result["disk_mb"] > 0
 
 
+@pytest.mark.heavy  # about 3 minutes on 2 cores even at its smallest (SmolLM2 over every SHARD question): test-all
 def test_ceilings_smallest(tmp_path):
     """The bundled animals are single recordings, all in the test split: no tuned tiny-ltu can name them."""
     result = run_module("ceilings", tmp_path, "--n-train", "64", "--layers", "20")
