@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "shardkit"
 GROUND = {"shardkit", "shardkit.errors", "shardkit.paths", "shardkit.config", "shardkit.files", "shardkit.stats",
           "shardkit.suggest",
           "shardkit.tasks"}
-FLOORS = ["resources", "benchmark", "audio", "models", "eval|train", "study", "doctor|cli|__main__"]
+FLOORS = ["resources", "benchmark", "audio", "models", "eval|train", "study", "doctor|commands|cli|__main__"]
 
 
 def modules() -> dict[str, Path]:

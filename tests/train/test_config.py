@@ -4,7 +4,7 @@ strings."""
 import pytest
 import yaml
 
-from shardkit.cli import parse_mix, parse_size
+from shardkit.commands import parse_mix, parse_size
 from shardkit.errors import ShardkitError
 from shardkit.train.config import DataConfig, TrainConfig, load_config
 
