@@ -67,16 +67,20 @@ def coerce(name: str, value, kind) -> tuple[object, str | None]:
     return value, None
 
 
+def unknown_keys(keys, known) -> list[str]:
+    """"unknown key 'x' (did you mean 'y'?)" for each key not among `known` (listing them when none is close)."""
+    return [f"unknown key {k!r}" + (did_you_mean(k, known, cutoff=0.5) or f" (known: {', '.join(known)})")
+            for k in keys if k not in known]
+
+
 def load_fields(cls: type[T], values: Mapping, what: str) -> T:
     """A config dataclass from a mapping (a YAML section, `--set` pairs): unknown keys named with a suggestion, every
     value coerced to its field's type, then the class's own value checks on what parsed, so that every problem is
     reported at once, in one line: `what: problem; problem`. The one loader of every config class."""
     kinds = {f.name: f.type for f in fields(cls)}
-    problems, clean = [], {}
+    problems, clean = unknown_keys(values, kinds), {}
     for key, value in values.items():
         if key not in kinds:
-            problems.append(f"unknown key {key!r}" + (did_you_mean(key, kinds, cutoff=0.5)
-                                                      or f" (known: {', '.join(kinds)})"))
             continue
         value, problem = coerce(key, value, kinds[key])
         if problem:

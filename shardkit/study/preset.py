@@ -9,7 +9,7 @@ override a few keys; `--set section.key=value` does the same from the command li
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shardkit.config import load_fields, read_mapping
+from shardkit.config import load_fields, read_mapping, unknown_keys
 from shardkit.errors import ShardkitError
 from shardkit.suggest import did_you_mean
 
@@ -124,9 +124,7 @@ def load_preset(name_or_path: str, overrides: dict | None = None) -> StudyConfig
 
 def _unknown(where: str, keys, known) -> list[str]:
     """Keys of a section that is not a config class (the top level, a stage's {data, train, ...})."""
-    return [f"{where}{': ' if where else ''}unknown key {k!r}" + (did_you_mean(k, known, cutoff=0.5)
-                                                                 or f" (known: {', '.join(known)})")
-            for k in keys if k not in known]
+    return [f"{where}: {p}" if where else p for p in unknown_keys(keys, known)]
 
 
 def _section(problems: list[str], where: str, cls, values: dict, set_by_study: tuple[str, ...] = ()) -> None:
