@@ -75,7 +75,8 @@ def table(title: str, columns: list[str], rows: list[list]) -> None:
 
 def shard_items(out: Path) -> tuple[list[dict], str]:
     """The default SHARD build (from the bundled clips) and its audio root, built into `out` once."""
-    from shardkit.benchmark.build import BuildConfig, build, load_shard
+    from shardkit.benchmark.build import build, load_shard
+    from shardkit.benchmark.config import BuildConfig
 
     if not (out / "meta.json").is_file():
         build(out, BuildConfig())

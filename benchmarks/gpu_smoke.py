@@ -20,7 +20,8 @@ import torch
 from shardkit.audio.features import ltu_fbank
 from shardkit.models.encoders.cavmae import CavMaeConfig
 from shardkit.models.ltu import LtuConfig, build_ltu
-from shardkit.models.prompts import Placement, collate, encode
+from shardkit.models.prompts import collate, encode
+from shardkit.names import Placement
 
 SIZES = {  # LLaMA-7B (LTU's Vicuna) vs a CPU-sized stand-in
     "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,

@@ -40,7 +40,7 @@ def main() -> None:
     from shardkit.train.batches import make_plan, read_data
     from shardkit.train.config import DataConfig, TrainConfig
     from shardkit.train.folder import make_data
-    from shardkit.train.lora import apply_mode
+    from shardkit.train.lora import LoraSettings, apply_mode
     from shardkit.train.trainer import AudioInputs, TrainStep
 
     torch.manual_seed(0)
@@ -53,7 +53,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-train-")) / "data"
     make_data(folder, DataConfig(size=args.samples, seed=0, mix=MIX))
     cfg = TrainConfig(data=str(folder), batch_size=args.batch_size, train_on_prompt=False, lora_targets=TARGETS)
-    apply_mode(adapter.model, cfg.mode, cfg.lora)
+    apply_mode(adapter.model, cfg.mode, LoraSettings.of(cfg))
     data = read_data(folder, adapter, cfg)
     lengths = np.diff(data.offsets)
     plans = {"random batches": make_plan(cfg, len(data), 1),

@@ -28,7 +28,15 @@ from shardkit.commands import (  # noqa: E402  (after the offline switches)
 
 
 def parser() -> argparse.ArgumentParser:
-    from shardkit.eval.controls import AUDIO_CONTROLS
+    """Every subcommand's options; defaults are read from the config class the command fills (BuildConfig,
+    EvalConfig, DataConfig, TrainConfig), so the library and `--help` cannot disagree."""
+    from shardkit.benchmark.config import SPLITS, BuildConfig
+    from shardkit.eval.config import SCORINGS, EvalConfig
+    from shardkit.names import DTYPES, PLACEMENTS, POSITIONS
+    from shardkit.train.config import DEFAULT_MIX, MODES, DataConfig, TrainConfig
+    from shardkit.train.config import SPLITS as DATA_SPLITS
+
+    B, E, D, T = BuildConfig, EvalConfig, DataConfig, TrainConfig  # their class attributes are the field defaults
 
     p = argparse.ArgumentParser(prog="shardkit", description=(
         "SHARD: does an audio-LLM's reasoning reach the audio? Build the benchmark, check resources."))
@@ -41,17 +49,18 @@ def parser() -> argparse.ArgumentParser:
                                    "Without --manifest it uses the bundled sample audio (generated once, offline).",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     b.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    b.add_argument("--seed", type=int, default=0, help="sampling seed: same seed, same bytes")
+    b.add_argument("--seed", type=int, default=B.seed, help="sampling seed: same seed, same bytes")
     b.add_argument("--manifest", type=Path, metavar="FILE",
                    help="clip manifest: JSONL {id, path, labels[, split, start, end]} or an AudioSet segment CSV")
     b.add_argument("--audio-root", type=Path, metavar="DIR",
                    help="folder the manifest's audio paths are relative to (default: the manifest's folder)")
     b.add_argument("--senses", type=Path, metavar="FILE",
                    help="AudioSet label → WordNet synset table (default: the reviewed shardkit/benchmark/senses.tsv)")
-    b.add_argument("--split", default="auto", choices=["auto", "test", "train", "all"],
+    b.add_argument("--split", default=B.split, choices=SPLITS,
                    help="clips to use; auto = test when the manifest has splits, else all")
-    b.add_argument("--max-depth", type=int, default=6, help="deepest hypernym (steps above the word) to ask about")
-    b.add_argument("--per-task", type=int, default=4, help="positives per clip and task (as many negatives)")
+    b.add_argument("--max-depth", type=int, default=B.max_depth,
+                   help="deepest hypernym (steps above the word) to ask about")
+    b.add_argument("--per-task", type=int, default=B.per_task, help="positives per clip and task (as many negatives)")
     b.set_defaults(func=cmd_build)
 
     d = sub.add_parser("doctor", help="check every offline resource and say how to fix what is missing",
@@ -70,11 +79,11 @@ def parser() -> argparse.ArgumentParser:
                                                        "(see `shardkit models`)")
     a.add_argument("--audio", type=Path, required=True, metavar="FILE", help="audio file (any common format/rate)")
     a.add_argument("--prompt", required=True, help="question; interleaved placement splices audio at <audio>")
-    a.add_argument("--placement", default="interleaved", choices=["interleaved", "prepended"],
+    a.add_argument("--placement", default="interleaved", choices=PLACEMENTS,
                    help="prepended = LTU's original (audio before all text; markers dropped)")
     a.add_argument("--max-new-tokens", type=int, default=32)
     a.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    a.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    a.add_argument("--dtype", default="float32", choices=DTYPES)
     a.set_defaults(func=cmd_ask)
 
     e = sub.add_parser("eval", help="evaluate a model on SHARD under each placement; resumable, data-parallel",
@@ -82,16 +91,16 @@ def parser() -> argparse.ArgumentParser:
                                    "clip-clustered bootstrap CIs and paired tests. Rerunning the same command resumes. "
                                    "Data-parallel: `accelerate launch --num_processes K -m shardkit eval ...`.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    e.add_argument("--model", default="tiny-ltu", help="model spec (see `shardkit models`)")
+    e.add_argument("--model", default=E.model, help="model spec (see `shardkit models`)")
     e.add_argument("--shard", type=Path, required=True, metavar="DIR", help="folder from `shardkit build`")
     e.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder (resumed if it exists)")
-    e.add_argument("--placements", default="prepended,interleaved", help="comma list: prepended, interleaved")
-    e.add_argument("--tasks", default="synonym,hypernym,identity", help="comma list of SHARD tasks")
-    e.add_argument("--scoring", default="yesno", choices=["generate", "yesno", "cloze"],
+    e.add_argument("--placements", default=",".join(E.placements), help="comma list: prepended, interleaved")
+    e.add_argument("--tasks", default=",".join(E.tasks), help="comma list of SHARD tasks")
+    e.add_argument("--scoring", default=E.scoring, choices=SCORINGS,
                    help="yes/no tasks: parse generated text, compare yes/no next-token log-odds, or score the "
                         "candidate as a continuation (for models too small to follow instructions)")
     e.add_argument("--no-control", action="store_true", help="skip the text-only control (gold label as text)")
-    e.add_argument("--audio-controls", default=",".join(AUDIO_CONTROLS), metavar="LIST",
+    e.add_argument("--audio-controls", default=",".join(E.audio_controls), metavar="LIST",
                    help="comma list of audio controls asked under each placement: mismatched (a clip of another "
                         "class), silence; '' for none. A score that does not drop with them did not use the audio")
     e.add_argument("--no-cascade", action="store_true",
@@ -99,23 +108,23 @@ def parser() -> argparse.ArgumentParser:
                         "identity answer for the clip in words instead of the audio (hearing as the model hears, "
                         "reasoning in text; cascade minus placement is what the audio-to-reasoning bridge loses)")
     e.add_argument("--limit", type=int, help="first N items per task, for a quick look")
-    e.add_argument("--batch-size", type=int, default=32, help="questions per forward pass")
-    e.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    e.add_argument("--marker", default="middle", choices=["start", "middle", "end"],
+    e.add_argument("--batch-size", type=int, default=E.batch_size, help="questions per forward pass")
+    e.add_argument("--seed", type=int, default=E.seed, help="bootstrap seed")
+    e.add_argument("--marker", default=E.position, choices=POSITIONS,
                    help="where the <audio> marker stands in each question")
     e.add_argument("--no-cue", action="store_true", help="do not name the modality ('in this audio clip')")
-    e.add_argument("--max-new-tokens", type=int, default=24)
-    e.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    e.add_argument("--max-new-tokens", type=int, default=E.max_new_tokens)
+    e.add_argument("--n-boot", type=int, default=E.n_boot, help="bootstrap replicates")
+    e.add_argument("--device", default=E.device)
+    e.add_argument("--dtype", default=E.dtype, choices=DTYPES)
     e.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("compare", help="paired tests between two existing runs (same SHARD items)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     c.add_argument("run_a", type=Path, metavar="RUN_A")
     c.add_argument("run_b", type=Path, metavar="RUN_B")
-    c.add_argument("--n-boot", type=int, default=1000)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--n-boot", type=int, default=E.n_boot)
+    c.add_argument("--seed", type=int, default=E.seed)
     c.set_defaults(func=cmd_compare)
 
     md = sub.add_parser("make-data", help="generate interleaved instruction data for tuning (sharded JSONL + sharegpt)",
@@ -132,19 +141,19 @@ def parser() -> argparse.ArgumentParser:
     md.add_argument("--audio-root", type=Path, metavar="DIR",
                     help="folder the manifest's audio paths are relative to (default: the manifest's folder)")
     md.add_argument("--mix", metavar="K=V,...",
-                    help="task shares summing to 1 (default: identity=0.3,synonym=0.25,hypernym=0.25,"
-                         "description=0.1,replay=0.1); also synonym_text, hypernym_text: text-only WordNet "
-                         "questions about everyday nouns outside SHARD")
-    md.add_argument("--placement", default="interleaved", choices=["interleaved", "prepended"],
+                    help=f"task shares summing to 1 (default: {','.join(f'{k}={v:g}' for k, v in DEFAULT_MIX.items())})"
+                         "; also synonym_text, hypernym_text: text-only WordNet questions about everyday nouns "
+                         "outside SHARD")
+    md.add_argument("--placement", default=D.placement, choices=PLACEMENTS,
                     help="where the audio goes in identity, synonym, hypernym and description questions (replay is "
                          "always prepended); prepended builds an LTU-style base")
     md.add_argument("--exclude-shard", type=Path, metavar="DIR",
                     help="a `shardkit build` folder whose clips (by id and audio sha256) are left out of the data")
-    md.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    md.add_argument("--seed", type=int, default=D.seed, help="same seed, same bytes")
     md.add_argument("--allow-overlap", action="store_true",
                     help="let SHARD's words and synsets into synonym/hypernym questions (leaks the test set)")
-    md.add_argument("--shard-size", type=int, default=100_000, help="records per JSONL file")
-    md.add_argument("--split", default="train", choices=["train", "all"],
+    md.add_argument("--shard-size", type=int, default=D.shard_size, help="records per JSONL file")
+    md.add_argument("--split", default=D.split, choices=DATA_SPLITS,
                     help="clips to use; train = never SHARD's test split (all clips when the manifest has no splits)")
     md.set_defaults(func=cmd_make_data)
     t = sub.add_parser("train", help="tune a model on instruction data (projector, LoRA); resumable, data-parallel",
@@ -157,20 +166,21 @@ def parser() -> argparse.ArgumentParser:
                                    "group_by_length=false for LTU's random batches).")
     t.add_argument("--out", type=Path, required=True, metavar="OUT", help="run folder")
     t.add_argument("--data", type=Path, metavar="DIR", help="`shardkit make-data` folder")
-    t.add_argument("--model", help="model spec to start from (default tiny-ltu; e.g. tiny-ltu:ckpt=STAGE0_OUT)")
+    t.add_argument("--model", help=f"model spec to start from (default {T.model}; e.g. tiny-ltu:ckpt=STAGE0_OUT)")
     t.add_argument("--config", type=Path, metavar="FILE", help="YAML of TrainConfig keys; flags override it")
-    t.add_argument("--mode", help="projector | projector+lora (default) | encoder+projector+lora")
+    t.add_argument("--mode", choices=MODES, help=f"what trains (default {T.mode}); projector is LTU's stage 0")
     t.add_argument("--resume", action="store_true", help="continue from the newest OUT/checkpoint-N")
     t.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
     t.add_argument("--lr", type=float, help="learning rate (default 1e-3 for --mode projector, else 1e-4)")
-    t.add_argument("--epochs", type=int, help="passes over the data (default 1)")
+    t.add_argument("--epochs", type=int, help=f"passes over the data (default {T.epochs})")
     t.add_argument("--max-steps", type=int, help="optimizer steps; replaces --epochs")
-    t.add_argument("--batch-size", type=int, help="per process and micro-step (default 8)")
-    t.add_argument("--grad-accum", type=int, help="micro-steps per optimizer step (default 1)")
-    t.add_argument("--max-length", type=int, help="token cutoff incl. audio tokens (default 140); never cuts audio")
-    t.add_argument("--seed", type=int, help="default 0")
-    t.add_argument("--log-every", type=int, help="steps per log.jsonl line (default 10)")
-    t.add_argument("--save-every", type=int, help="steps per checkpoint (default 100; 0: final only)")
+    t.add_argument("--batch-size", type=int, help=f"per process and micro-step (default {T.batch_size})")
+    t.add_argument("--grad-accum", type=int, help=f"micro-steps per optimizer step (default {T.grad_accum})")
+    t.add_argument("--max-length", type=int,
+                   help=f"token cutoff incl. audio tokens (default {T.max_length}); never cuts audio")
+    t.add_argument("--seed", type=int, help=f"default {T.seed}")
+    t.add_argument("--log-every", type=int, help=f"steps per log.jsonl line (default {T.log_every})")
+    t.add_argument("--save-every", type=int, help=f"steps per checkpoint (default {T.save_every}; 0: final only)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other TrainConfig key, e.g. --set warmup_steps=20 --set lora_r=16")
     t.set_defaults(func=cmd_train)
@@ -190,7 +200,7 @@ def parser() -> argparse.ArgumentParser:
                          "--set train_seeds=[0,1,2] reruns every tuning per training seed and checks each verdict "
                          "across them")
     st.add_argument("--device", help="cpu or cuda[:N] (default: the preset's)")
-    st.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="default: the preset's")
+    st.add_argument("--dtype", choices=DTYPES, help="default: the preset's")
     st.add_argument("--plan", action="store_true", help="list the stages and which are done; run nothing")
     st.set_defaults(func=cmd_study)
     return p

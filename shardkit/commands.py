@@ -7,7 +7,7 @@ import os
 import re
 
 from shardkit.errors import ShardkitError
-from shardkit.tasks import TASKS
+from shardkit.names import TASKS
 
 
 @contextlib.contextmanager
@@ -78,7 +78,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from shardkit.benchmark.build import BuildConfig, build
+    from shardkit.benchmark.build import build
+    from shardkit.benchmark.config import BuildConfig
 
     cfg = BuildConfig(seed=args.seed, max_depth=args.max_depth, per_task=args.per_task, split=args.split)
     with _progress("generating sample audio (first run only)") as progress:
@@ -170,7 +171,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from accelerate import PartialState
     from rich.console import Console
 
-    from shardkit.eval.runner import EvalConfig, run_eval
+    from shardkit.eval.config import EvalConfig
+    from shardkit.eval.runner import run_eval
 
     state = PartialState(cpu=args.device == "cpu")
     device = args.device if state.num_processes == 1 or args.device == "cpu" else str(state.device)

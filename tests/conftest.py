@@ -33,7 +33,8 @@ def senses(onto):
 @pytest.fixture(scope="session")
 def shard(tmp_path_factory):
     """SHARD built once from the bundled sample audio with the default config."""
-    from shardkit.benchmark.build import BuildConfig, build
+    from shardkit.benchmark.build import build
+    from shardkit.benchmark.config import BuildConfig
 
     out = tmp_path_factory.mktemp("shard")
     meta = build(out, BuildConfig())

@@ -7,8 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "shardkit"
 GROUND = {"shardkit", "shardkit.errors", "shardkit.paths", "shardkit.config", "shardkit.files", "shardkit.stats",
-          "shardkit.suggest",
-          "shardkit.tasks"}
+          "shardkit.suggest", "shardkit.names"}
 FLOORS = ["resources", "benchmark", "audio", "models", "eval|train", "study", "doctor|commands|cli|__main__"]
 
 

@@ -17,7 +17,7 @@ def test_cache_dir_follows_the_environment_and_is_created(tmp_path, monkeypatch)
 
 
 def test_a_missing_resource_package_names_its_install_command():
-    assert (package_dir("shardkit", "shardkit") / "tasks.py").is_file()
+    assert (package_dir("shardkit", "shardkit") / "names.py").is_file()
     with pytest.raises(ShardkitError, match=r"'no-such-pkg' is not installed: run `make install`") as e:
         package_dir("no_such_pkg_anywhere", "no-such-pkg")
     assert "\n" not in str(e.value)

@@ -11,8 +11,8 @@ from collections import Counter
 
 import numpy as np
 
+from shardkit.names import YES_NO
 from shardkit.stats import auroc
-from shardkit.tasks import YES_NO
 
 
 def candidate_prior(items: list[dict]) -> np.ndarray:

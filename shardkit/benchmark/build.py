@@ -16,30 +16,15 @@ from pathlib import Path
 
 from shardkit import __version__
 from shardkit.benchmark.baselines import candidate_only
+from shardkit.benchmark.config import BuildConfig
 from shardkit.benchmark.manifest import Clip
 from shardkit.benchmark.relations import REASONS, Readings, WordFacts, load_exclusions, readings
 from shardkit.benchmark.senses import Sense
 from shardkit.errors import ShardkitError
+from shardkit.names import YES_NO
 from shardkit.resources.ontology import Ontology
-from shardkit.tasks import YES_NO
 
 TASKS = ("identity", *YES_NO)  # the order of the files and of item generation
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    seed: int = 0
-    max_depth: int = 6  # hypernym positives up to this many steps above the word: deeper ones get vague
-    per_task: int = 4  # positives per clip, word and task (as many negatives): keeps common words from dominating
-    split: str = "auto"  # clips of this split; "auto" = "test" when the manifest has splits, else all
-
-    def __post_init__(self):
-        problems = [f"{name} must be >= 1, got {getattr(self, name)}" for name in ("max_depth", "per_task")
-                    if getattr(self, name) < 1]
-        if self.split not in ("auto", "train", "test", "all"):
-            problems.append(f"split must be auto, train, test or all, got {self.split!r}")
-        if problems:
-            raise ShardkitError("; ".join(problems))
 
 
 def aliases(sense: Sense, reviewed: dict[str, list[str]]) -> list[str]:

@@ -1,7 +1,7 @@
 """The dataset card: what SHARD is for, how it was built, under which licences, and what it cannot tell you."""
 
 from shardkit.benchmark.relations import HARD_DEPTH, UNINFORMATIVE
-from shardkit.tasks import YES_NO
+from shardkit.names import YES_NO
 
 
 def render(meta: dict, n_senses: int, sample_sources: dict[str, str] | None) -> str:

@@ -2,7 +2,7 @@
 
 A condition's answers are compared with the same questions asked over the wrong audio — `mismatched` (each clip
 replaced by a clip of another SHARD class, fixed by the seed) or `silence` (10 s of digital zeros). If reasoning
-scores the same with the wrong audio, the score came from the text. The text-only control (`scoring.CONTROL`) asks
+scores the same with the wrong audio, the score came from the text. The text-only control (`CONTROL`) asks
 the complementary question: with the label in words, can the model reason at all? Between the two stands the
 cascade (`<placement>-cascade`): the model's own identity answer for the clip, generated under that placement,
 written in words where the audio was. It hears as well as the model hears and reasons in text, so cascade minus
@@ -19,6 +19,7 @@ import numpy as np
 from shardkit.files import replacing
 
 AUDIO_CONTROLS = ("mismatched", "silence")
+CONTROL = "text"  # the text-only condition: the gold label written where the audio would be
 CASCADE = "cascade"  # the model's own label in words instead of the audio
 LABEL_WORDS = 8  # an own label longer than this is cut: a label, not the explanation after it
 SILENCE_SECONDS = 10.0

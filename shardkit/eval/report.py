@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from shardkit.files import atomic_write
-from shardkit.tasks import TASKS, YES_NO
+from shardkit.names import TASKS, YES_NO
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,8 @@ from itertools import combinations
 import numpy as np
 
 from shardkit.eval import metrics
-from shardkit.eval.controls import split_condition
-from shardkit.eval.scoring import CONTROL
-from shardkit.tasks import TASKS, YES_NO
+from shardkit.eval.controls import CONTROL, split_condition
+from shardkit.names import TASKS, YES_NO
 
 IDENTITY_WAYS = ("correct_string", "correct_embedding", "correct_lenient")  # beside the strict headline `correct`
 

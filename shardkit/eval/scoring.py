@@ -11,12 +11,10 @@ whose continuation is the candidate.
 import re
 from dataclasses import dataclass
 
-from shardkit.eval.controls import split_condition
+from shardkit.eval.controls import CONTROL, split_condition
 from shardkit.models.adapter import AudioRef, Request
-from shardkit.models.prompts import Placement, place_marker
-
-SCORINGS = ("generate", "yesno", "cloze")
-CONTROL = "text"  # the text-only condition: the gold label written where the audio would be
+from shardkit.models.prompts import place_marker
+from shardkit.names import Placement
 
 QUESTIONS = {
     "synonym": 'Answer yes or no: is the source of {subject} also known as "{candidate}"?',

@@ -16,7 +16,8 @@ import torch
 
 from shardkit.errors import ShardkitError
 from shardkit.models.audio_llm import AudioLLM
-from shardkit.models.prompts import AUDIO_ID, Placement, collate, encode
+from shardkit.models.prompts import AUDIO_ID, collate, encode
+from shardkit.names import Placement
 
 log = logging.getLogger(__name__)
 

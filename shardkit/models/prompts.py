@@ -8,20 +8,15 @@ prepended by construction. Attention mask, positions, labels and truncation are 
 """
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 import torch
 
 from shardkit.errors import ShardkitError
+from shardkit.names import POSITIONS, Placement
 
 AUDIO = "<audio>"
 AUDIO_ID = -1  # placeholder id for one audio token; never an index into the embedding table
 IGNORE = -100  # label ignored by the loss (audio, padding, and the prompt when not trained on)
-
-
-class Placement(StrEnum):
-    PREPENDED = "prepended"  # all audio before BOS and the prompt (LTU)
-    INTERLEAVED = "interleaved"  # audio where each <audio> marker stands
 
 
 @dataclass(frozen=True)
@@ -47,7 +42,6 @@ TEMPLATES = {
 
 # Prompt variants for the ablations: where the marker stands, and whether the text names the modality.
 SUBJECT = {True: "the sound in this audio clip", False: "the sound"}
-POSITIONS = ("start", "middle", "end")
 
 
 def place_marker(question: str, position: str = "middle", cue: bool = True) -> str:

@@ -31,7 +31,8 @@ import torch
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef, Request, Result
 from shardkit.models.audio_llm import NO, YES, answer_token_ids
-from shardkit.models.prompts import AUDIO, Placement
+from shardkit.models.prompts import AUDIO
+from shardkit.names import Placement
 
 if TYPE_CHECKING:
     from transformers import Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor

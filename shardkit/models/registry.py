@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from shardkit.errors import ShardkitError
+from shardkit.names import DTYPES
 from shardkit.suggest import choose_from
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TORCH_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,11 @@ def parse_spec(spec: str) -> tuple[Family, dict[str, str]]:
 def load_model(spec: str, device: str = "cpu", dtype: str = "float32"):
     """Build the adapter a spec names, on `device` in `dtype` (float32, bfloat16, float16)."""
     fam, opts = parse_spec(spec)
-    if dtype not in DTYPES:
+    if dtype not in TORCH_DTYPES:
         raise ShardkitError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ShardkitError(f"--device {device}: no CUDA device here; use --device cpu")
-    return fam.build(opts, device, DTYPES[dtype])
+    return fam.build(opts, device, TORCH_DTYPES[dtype])
 
 
 def with_tuned(spec: str, folder: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from shardkit.files import replacing
-from shardkit.tasks import YES_NO
+from shardkit.names import YES_NO
 
 log = logging.getLogger(__name__)
 

@@ -9,15 +9,19 @@ override a few keys; `--set section.key=value` does the same from the command li
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shardkit.benchmark.config import BuildConfig
 from shardkit.config import load_fields, read_mapping, unknown_keys
 from shardkit.errors import ShardkitError
+from shardkit.eval.config import EvalConfig
+from shardkit.names import POSITIONS
 from shardkit.suggest import did_you_mean
+from shardkit.train.config import DataConfig, TrainConfig
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 CONDITIONS = {"original": "original", "zero-shot": "zero-shot interleaved", "ft-small": "FT-Small",
               "ft-large": "FT-Large"}  # key -> the name the report uses
 PAPER_SIZES = {"small": 40_000, "large": 1_000_000}  # the seed paper's FT-Small and FT-Large
-SET_BY_STUDY = {"train": ("model", "data"),
+SET_BY_STUDY = {"train": ("model", "data", "seed"),
                 "eval": ("model", "shard", "placements", "control", "audio_controls", "cascade", "device", "dtype"),
                 "data": ("size",)}
 
@@ -35,6 +39,34 @@ class Ablations:
 
 
 @dataclass(frozen=True)
+class Clips:
+    """Where a stage's clips come from (`--manifest`, `--audio-root`); none: the bundled sample set."""
+
+    manifest: str | None = None
+    audio_root: str | None = None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The `shard:` section: `shardkit build`'s options and clips."""
+
+    build: BuildConfig = BuildConfig()
+    clips: Clips = Clips()
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """A `stage0:`, `instruct:` or `tuning:` section: `make-data`'s and `train`'s options and the data's clips.
+    Their `size` (data), `model`, `data` and `seed` (train) are the study's to set; `tuning:` gives its two sizes."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = TrainConfig()
+    clips: Clips = Clips()
+    small: int = 0  # tuning: FT-Small's samples
+    large: int = 0  # tuning: FT-Large's samples
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     name: str
     model: str  # registry spec of the base model (`shardkit models`)
@@ -45,11 +77,11 @@ class StudyConfig:
     train_seeds: tuple[int, ...] = ()  # every tuning (stage 0 included) once per seed, the first as `seed`'s run;
     # the report gives the between-seed spread and counts a verdict only where every seed agrees. () = (seed,)
     note: str = ""  # why this preset's scale differs from the paper's, for the report
-    shard: dict = field(default_factory=dict)  # `shardkit build` options (+ manifest, audio_root)
-    eval: dict = field(default_factory=dict)  # `shardkit eval` options shared by every condition
-    stage0: dict | None = None  # {data, train}: align the projector first; None when the model already hears
-    instruct: dict | None = None  # {data, train}: prepended audio questions and text relations, merged into the base
-    tuning: dict = field(default_factory=dict)  # {small, large, data, train}: FT-Small and FT-Large
+    shard: Shard = Shard()
+    eval: EvalConfig = EvalConfig()  # options shared by every condition; model, placements and controls per stage
+    stage0: Tuning | None = None  # align the projector first; None when the model already hears
+    instruct: Tuning | None = None  # prepended audio questions and text relations, merged into the base
+    tuning: Tuning = Tuning()  # FT-Small and FT-Large
     ablations: Ablations = Ablations()
 
     @property
@@ -59,11 +91,11 @@ class StudyConfig:
 
     @property
     def small(self) -> int:
-        return self.tuning["small"]
+        return self.tuning.small
 
     @property
     def large(self) -> int:
-        return self.tuning["large"]
+        return self.tuning.large
 
 
 def preset_names() -> list[str]:
@@ -115,11 +147,10 @@ def parse_sets(pairs: list[str]) -> dict:
 def load_preset(name_or_path: str, overrides: dict | None = None) -> StudyConfig:
     """A validated StudyConfig: shipped preset or file, `base:` chain, then overrides; every problem at once."""
     values = merge(_read(name_or_path), overrides or {})
-    problems = validate(values)
+    sections, problems = _sections(values)
     if problems:
         raise ShardkitError(f"preset {name_or_path}: " + "; ".join(problems))
-    ablations = load_fields(Ablations, values.get("ablations") or {}, "ablations")
-    return StudyConfig(**{**values, "ablations": ablations, "train_seeds": tuple(values.get("train_seeds") or ())})
+    return StudyConfig(**{**values, **sections, "train_seeds": tuple(values.get("train_seeds") or ())})
 
 
 def _unknown(where: str, keys, known) -> list[str]:
@@ -127,21 +158,29 @@ def _unknown(where: str, keys, known) -> list[str]:
     return [f"{where}: {p}" if where else p for p in unknown_keys(keys, known)]
 
 
-def _section(problems: list[str], where: str, cls, values: dict, set_by_study: tuple[str, ...] = ()) -> None:
-    """A section checked by the config class its command uses (`config.load_fields`); keys the study sets are named."""
+def _load(problems: list[str], where: str, cls, values: dict, study: dict | None = None,
+          set_by_study: tuple[str, ...] = ()):
+    """A section as the config class its command uses (`config.load_fields`), the study's values (seed, device, ...)
+    underneath; keys only the study may set are named. None (and the problem noted) when it does not load."""
     problems.extend(f"{where}.{k}: set by the study, not the preset" for k in set_by_study if k in values)
     try:
-        load_fields(cls, {k: v for k, v in values.items() if k not in set_by_study}, where)
+        return load_fields(cls, {**(study or {}), **{k: v for k, v in values.items() if k not in set_by_study}},
+                           where)
     except ShardkitError as e:
         problems.append(str(e))
+        return None
 
 
-def validate(values: dict) -> list[str]:
-    """Every problem of a preset mapping, each naming the key, the value and what is allowed."""
-    from shardkit.benchmark.build import BuildConfig
-    from shardkit.eval.runner import EvalConfig
+def _clips(values: dict) -> tuple[Clips, dict]:
+    """A section's clip source, and the rest of its keys."""
+    clips = Clips(*(None if values.get(k) in (None, "") else str(values[k]) for k in ("manifest", "audio_root")))
+    return clips, {k: v for k, v in values.items() if k not in ("manifest", "audio_root")}
+
+
+def _sections(values: dict) -> tuple[dict, list[str]]:
+    """The typed sections of a preset mapping (shard, eval, stage0, instruct, tuning, ablations), and every problem,
+    each naming the key, the value and what is allowed."""
     from shardkit.models.registry import parse_spec
-    from shardkit.train.config import DataConfig, TrainConfig
 
     known = [f for f in StudyConfig.__dataclass_fields__]
     problems = _unknown("", values, known)
@@ -160,19 +199,25 @@ def validate(values: dict) -> list[str]:
         problems.append(f"train_seeds={seeds!r}: a list of distinct integers, e.g. [0, 1, 2]")
     if values.get("device", "cpu") != "cpu" and not str(values.get("device")).startswith("cuda"):
         problems.append(f"device={values['device']!r}: must be cpu or cuda[:N]")
+    seed, model = values.get("seed", 0), str(values.get("model") or "")
+    out = {}
 
-    shard = {k: v for k, v in (values.get("shard") or {}).items() if k not in ("manifest", "audio_root")}
-    _section(problems, "shard", BuildConfig, shard)
-    _section(problems, "eval", EvalConfig, dict(values.get("eval") or {}), SET_BY_STUDY["eval"])
+    clips, build = _clips(values.get("shard") or {})
+    out["shard"] = Shard(_load(problems, "shard", BuildConfig, build), clips)
+    out["eval"] = _load(problems, "eval", EvalConfig, dict(values.get("eval") or {}),
+                        {"seed": seed, "model": model, "device": values.get("device", "cpu"),
+                         "dtype": values.get("dtype", "float32")}, SET_BY_STUDY["eval"])
 
-    def stage(section: str, sub: dict, extra: tuple[str, ...]) -> None:
-        problems.extend(_unknown(section, sub, ["data", "train", *extra]))
-        data = {k: v for k, v in (sub.get("data") or {}).items() if k not in ("manifest", "audio_root")}
-        if "size" in data and section == "tuning":
-            problems.append("tuning.data.size: set tuning.small and tuning.large instead")
+    def stage(section: str, sub: dict, sizes: tuple[str, ...]) -> Tuning:
+        problems.extend(_unknown(section, sub, ["data", "train", *sizes]))
+        clips, data = _clips(sub.get("data") or {})
+        if "size" in data and sizes:
+            problems.append(f"{section}.data.size: set {section}.small and {section}.large instead")
             data.pop("size")
-        _section(problems, f"{section}.data", DataConfig, data)
-        _section(problems, f"{section}.train", TrainConfig, dict(sub.get("train") or {}), SET_BY_STUDY["train"])
+        size = {k: sub.get(k) for k in sizes}
+        return Tuning(_load(problems, f"{section}.data", DataConfig, data, {"seed": seed}),
+                      _load(problems, f"{section}.train", TrainConfig, dict(sub.get("train") or {}),
+                            {"seed": seed, "model": model}, SET_BY_STUDY["train"]), clips, **size)
 
     own = "manifest" in (values.get("shard") or {})
     for section in ("stage0", "instruct", "tuning"):
@@ -186,7 +231,7 @@ def validate(values: dict) -> list[str]:
             if not isinstance(values[section], dict):
                 problems.append(f"{section}: a mapping with data and train, or null")
             else:
-                stage(section, values[section], ())
+                out[section] = stage(section, values[section], ())
     if values.get("instruct") and values.get("model"):
         try:
             family = parse_spec(str(values["model"]))[0]
@@ -195,36 +240,33 @@ def validate(values: dict) -> list[str]:
         except ShardkitError:
             pass  # reported under model
     tuning = values.get("tuning") or {}
-    stage("tuning", tuning, ("small", "large"))
+    out["tuning"] = stage("tuning", tuning, ("small", "large"))
     small, large = tuning.get("small"), tuning.get("large")
     if not (isinstance(small, int) and isinstance(large, int) and 0 < small <= large):
         problems.append(f"tuning.small={small!r}, tuning.large={large!r}: sample counts with 0 < small <= large")
-
     ab = values.get("ablations") or {}
-    problems += _unknown("ablations", ab, Ablations.__dataclass_fields__)
-    if ab.get("condition", "ft-small") not in CONDITIONS:
-        problems.append(f"ablations.condition={ab['condition']!r}: must be one of {', '.join(CONDITIONS)}")
-    for key in ("control", "audio_control"):
-        for c in ab.get(key) or ():
-            if c not in CONDITIONS:
-                problems.append(f"ablations.{key}: {c!r} is not one of {', '.join(CONDITIONS)}")
-    for p in ab.get("position") or ():
-        if p not in ("start", "middle", "end"):
-            problems.append(f"ablations.position: {p!r} is not start, middle or end")
-    for r in ab.get("lora_rank") or ():
-        if not isinstance(r, int) or r < 1:
-            problems.append(f"ablations.lora_rank: {r!r} is not a positive integer")
-    for s in ab.get("replay") or ():
-        if not isinstance(s, int | float) or not 0 <= s < 1:
-            problems.append(f"ablations.replay: {s!r} is not a share in [0, 1)")
-    cond = ab.get("condition", "ft-small")
-    if cond == "original" and (ab.get("position") or ab.get("cue")):
+    out["ablations"] = _load(problems, "ablations", Ablations, ab)
+    known = {k: v for k, v in ab.items() if k in Ablations.__dataclass_fields__}
+    problems += _ablation_problems(out["ablations"] or _load([], "ablations", Ablations, known))  # unknown keys aside
+    return out, problems
+
+
+def _ablation_problems(ab: Ablations | None) -> list[str]:
+    """What `Ablations` cannot check alone: conditions, positions, ranks and shares that fit the study."""
+    if ab is None:
+        return []  # its problems are already listed
+    problems = []
+    if ab.condition not in CONDITIONS:
+        problems.append(f"ablations.condition={ab.condition!r}: must be one of {', '.join(CONDITIONS)}")
+    problems += [f"ablations.{key}: {c!r} is not one of {', '.join(CONDITIONS)}"
+                 for key in ("control", "audio_control") for c in getattr(ab, key) if c not in CONDITIONS]
+    problems += [f"ablations.position: {p!r} is not {', '.join(POSITIONS)}" for p in ab.position if p not in POSITIONS]
+    problems += [f"ablations.lora_rank: {r!r} is not a positive integer" for r in ab.lora_rank if r < 1]
+    problems += [f"ablations.replay: {s!r} is not a share in [0, 1)" for s in ab.replay if not 0 <= s < 1]
+    if ab.condition == "original" and (ab.position or ab.cue):
         problems.append("ablations.condition=original prepends the audio: position and cue ablations need an "
                         "interleaved condition")
-    if cond in ("original", "zero-shot") and (ab.get("replay") or ab.get("lora_rank")):
-        problems.append(f"ablations.condition={cond}: replay and lora_rank retrain a tuning, so the condition must "
-                        "be ft-small or ft-large")
-    for k in ("position", "replay", "lora_rank", "control", "audio_control"):
-        if k in ab and not isinstance(ab[k], list):
-            problems.append(f"ablations.{k}: must be a list, got {ab[k]!r}")
+    if ab.condition in ("original", "zero-shot") and (ab.replay or ab.lora_rank):
+        problems.append(f"ablations.condition={ab.condition}: replay and lora_rank retrain a tuning, so the "
+                        "condition must be ft-small or ft-large")
     return problems

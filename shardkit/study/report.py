@@ -10,8 +10,8 @@ from pathlib import Path
 
 from shardkit.eval.report import fmt, fmt_mde
 from shardkit.files import atomic_write
+from shardkit.names import YES_NO
 from shardkit.study.plots import IDENTITY, draw, row_metric
-from shardkit.tasks import YES_NO
 
 log = logging.getLogger(__name__)
 

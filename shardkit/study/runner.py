@@ -11,17 +11,16 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from shardkit.config import load_fields
 from shardkit.errors import ShardkitError
 from shardkit.eval.results import json_safe
 from shardkit.files import atomic_write
-from shardkit.study.preset import PAPER_SIZES, StudyConfig
+from shardkit.names import TASKS, YES_NO
+from shardkit.study.preset import PAPER_SIZES, Clips, StudyConfig
 from shardkit.study.stages import Plan, Stage, plan_study
 from shardkit.study.verdicts import across_seeds, balance_of, reference_of, spread, tests_of
-from shardkit.tasks import TASKS, YES_NO
 
 log = logging.getLogger(__name__)
 
@@ -46,42 +45,36 @@ def _spec(out: Path, model: str, tuned: str | None, base: str | None = None) -> 
 
 
 def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: int, barrier) -> None:
-    """Run one stage into its folder through its command's library function (which resumes by itself)."""
-    folder, c, inputs = stage_dir(out, stage.id), stage.config, stage.inputs
+    """Run one stage into its folder through its command's library function (which resumes by itself); the paths of
+    the stages it reads are filled in here, where the study folder is known."""
+    folder, cfg, inputs, clips = stage_dir(out, stage.id), stage.config, stage.inputs, stage.clips or Clips()
+    manifest, audio_root = _path(clips.manifest), _path(clips.audio_root)
 
     def tick(done: int, total: int, *extra) -> None:  # training also reports (loss, samples/s)
         progress(stage, done, total, _extra(extra))
     if stage.kind == "shard":
-        from shardkit.benchmark.build import BuildConfig, build
+        from shardkit.benchmark.build import build
 
         if rank == 0:
-            opts = {k: v for k, v in c.items() if k not in ("manifest", "audio_root")}
-            build(folder, load_fields(BuildConfig, opts, "shard"), manifest=_path(c.get("manifest")),
-                  audio_root=_path(c.get("audio_root")), progress=tick)
+            build(folder, cfg, manifest=manifest, audio_root=audio_root, progress=tick)
     elif stage.kind == "data":
-        from shardkit.train.config import DataConfig
         from shardkit.train.folder import make_data
 
         if rank == 0:
-            opts = {k: v for k, v in c.items() if k not in ("manifest", "audio_root", "inputs")}
-            make_data(folder, DataConfig.from_dict(opts), manifest=_path(c.get("manifest")),
-                      audio_root=_path(c.get("audio_root")), progress=tick,
+            make_data(folder, cfg, manifest=manifest, audio_root=audio_root, progress=tick,
                       exclude=stage_dir(out, inputs["shard"]))
     elif stage.kind == "train":
         from shardkit.models.checkpoint import newest_checkpoint
-        from shardkit.train.config import load_config
         from shardkit.train.trainer import train
 
-        cfg = load_config(overrides={**c["train"], "model": _spec(out, c["model"], inputs["start"], inputs.get("base")),
-                                     "data": str(stage_dir(out, inputs["data"]))})
-        train(cfg, folder, resume=newest_checkpoint(folder) is not None, cpu=c["device"] == "cpu", progress=tick)
+        cfg = replace(cfg, model=_spec(out, cfg.model, inputs["start"], inputs.get("base")),
+                      data=str(stage_dir(out, inputs["data"])))
+        train(cfg, folder, resume=newest_checkpoint(folder) is not None, cpu=stage.device == "cpu", progress=tick)
     elif stage.kind == "eval":
-        from shardkit.eval.runner import EvalConfig, run_eval
+        from shardkit.eval.runner import run_eval
 
-        e = c["eval"]
-        cfg = load_fields(EvalConfig, {**e, "model": _spec(out, c["model"], inputs["model"], inputs.get("base")),
-                                       "shard": str(stage_dir(out, inputs["shard"])), "device": c["device"],
-                                       "dtype": c["dtype"]}, "eval")
+        cfg = replace(cfg, model=_spec(out, cfg.model, inputs["model"], inputs.get("base")),
+                      shard=str(stage_dir(out, inputs["shard"])))
         run_eval(cfg, folder, progress=tick, rank=rank, world=world, barrier=barrier)
     else:
         raise ShardkitError(f"unknown stage kind {stage.kind!r}")
@@ -120,8 +113,7 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None,
         seconds = round(time.perf_counter() - start, 1)
         if rank == 0:
             atomic_write(stage_dir(out, stage.id) / "done.json", json.dumps(
-                {"id": stage.id, "kind": stage.kind, "name": stage.name, "config": stage.config,
-                 "seconds": seconds}, indent=2) + "\n")
+                {"id": stage.id, "name": stage.name, **stage.describe(), "seconds": seconds}, indent=2) + "\n")
         timings.append({"id": stage.id, "kind": stage.kind, "name": stage.name, "cached": False, "seconds": seconds})
     if rank != 0:
         return None
@@ -156,7 +148,7 @@ def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
 
     every = plan.rows + [r for rows in plan.replicates.values() for r in rows]
     runs = {sid: load_run(stage_dir(out, sid)) for sid in {r.eval for r in every}}
-    scoring = cfg.eval.get("scoring", "yesno")
+    scoring = cfg.eval.scoring
     rows, records = _rows(plan.rows, runs)
     tests = tests_of(cfg, plan.rows, records)
     conditions = [r.name for r in plan.rows if r.group == "condition"]
@@ -169,14 +161,14 @@ def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
                        "reference": reference_of(r_rows, r_tests, balance_of(cfg, r_records, conditions))}
     shard_id = next(sid for sid, st in plan.stages.items() if st.kind == "shard")
     shard_meta = json.loads((stage_dir(out, shard_id) / "meta.json").read_text())
-    tuning = _train_config(cfg.tuning)
+    tuning = cfg.tuning.train
     losses = [_losses(name, stage_dir(out, sid)) for name, sid in plan.tunings.items()]  # one setup.json read each
     return {
         "name": cfg.name, "description": " ".join(cfg.description.split()),
         "command": f"shardkit study --preset {cfg.name} --out {out}", "model": cfg.model, "device": cfg.device,
         "dtype": cfg.dtype, "scoring": scoring,
         "shard": {"sha256": shard_meta["sha256"], "n_items": shard_meta["n_items"], "n_clips": shard_meta["n_clips"],
-                  "limit": cfg.eval.get("limit")},
+                  "limit": cfg.eval.limit},
         "scale": {"small": cfg.small, "large": cfg.large, "paper_small": PAPER_SIZES["small"],
                   "paper_large": PAPER_SIZES["large"], "steps": {x["name"]: x["steps"] for x in losses},
                   "lr": tuning.lr, "lora_r": tuning.lora_r, "lora_alpha": tuning.lora_alpha,
@@ -199,12 +191,6 @@ def _rows(plan_rows: list, runs: dict) -> tuple[list[dict], dict]:
               for t, recs in records[r.name].items() if t in YES_NO and any(x["score"] is not None for x in recs)}
         rows.append({**asdict(r), "metrics": results["metrics"][r.condition], "pr": pr})
     return rows, records
-
-
-def _train_config(section: dict):
-    from shardkit.train.config import load_config
-
-    return load_config(overrides=section.get("train") or {})
 
 
 def _losses(name: str, folder: Path) -> dict:

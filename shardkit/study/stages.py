@@ -1,16 +1,22 @@
 """The study as stages — SHARD, instruction data, tunings, evaluations — and the report rows they feed.
 
-A stage is named by the hash of what determines its output: its own options and the ids of the stages it reads.
-A rerun therefore finds finished stages by name, and changing one ablation changes the ids of that branch only
-(its data, its tuning, its evaluation), never the rest. Planning does no I/O; `runner.py` executes the plan.
+Each stage holds the very config object its command runs with (BuildConfig, DataConfig, TrainConfig, EvalConfig),
+derived from the preset's typed sections with `dataclasses.replace`. A stage is named by the hash of that resolved
+config, its clips and the ids of the stages it reads — so writing a default out in a preset does not rename a stage,
+a rerun finds finished stages by name, and changing one ablation changes the ids of that branch only (its data, its
+tuning, its evaluation), never the rest. Planning does no I/O; `runner.py` executes the plan.
 """
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 
+from shardkit.benchmark.config import BuildConfig
+from shardkit.eval.config import EvalConfig
 from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, control_condition
-from shardkit.study.preset import CONDITIONS, StudyConfig
+from shardkit.study.preset import CONDITIONS, Clips, StudyConfig, Tuning
+from shardkit.train.config import DataConfig, TrainConfig
 
 KINDS = ("shard", "data", "train", "eval")
 
@@ -19,16 +25,21 @@ KINDS = ("shard", "data", "train", "eval")
 class Stage:
     kind: str  # shard | data | train | eval
     name: str  # what the report calls it; not part of the id, so equal stages are run once
-    config: dict  # JSON-able options; stages it reads appear by id under "inputs"
+    config: BuildConfig | DataConfig | TrainConfig | EvalConfig  # what its command runs with; paths set at run time
+    inputs: Mapping[str, str | None] = field(default_factory=dict)  # role -> id of a stage it reads
+    clips: Clips | None = None  # shard and data: where the clips come from
+    device: str | None = None  # train: cpu or cuda[:N] (an eval's is in its config)
+
+    def describe(self) -> dict:
+        """Everything that determines the stage's output, as JSON: hashed into its id, written into done.json."""
+        out = {"kind": self.kind, "config": asdict(self.config), "inputs": dict(self.inputs)}
+        return out | ({"clips": asdict(self.clips)} if self.clips else {}) | \
+            ({"device": self.device} if self.device else {})
 
     @property
     def id(self) -> str:
-        blob = json.dumps({"kind": self.kind, "config": self.config}, sort_keys=True)
+        blob = json.dumps(self.describe(), sort_keys=True)
         return f"{self.kind}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
-
-    @property
-    def inputs(self) -> dict[str, str | None]:
-        return self.config.get("inputs", {})
 
 
 @dataclass(frozen=True)
@@ -55,11 +66,9 @@ class Plan:
         return stage.id
 
 
-def _replay_mix(mix: dict, share: float) -> dict:
+def _replay_mix(mix: Mapping[str, float], share: float) -> dict:
     """The tuning mix with its replay share set to `share`, the other tasks scaled to keep their proportions."""
-    from shardkit.train.config import DEFAULT_MIX
-
-    mix = {k: float(v) for k, v in (mix or DEFAULT_MIX).items()}
+    mix = {k: float(v) for k, v in mix.items()}
     rest = sum(v for k, v in mix.items() if k != "replay")
     out = {k: v * (1 - share) / rest for k, v in mix.items() if k != "replay"}
     return {**out, "replay": share} if share else out
@@ -70,37 +79,30 @@ def plan_study(cfg: StudyConfig) -> Plan:
     training seed's whole study (conditions, controls, ablations), then each further seed's tunings and conditions.
     Data, SHARD and evaluation keep `cfg.seed`; only training varies between seeds."""
     p = Plan()
-    run = {"device": cfg.device, "dtype": cfg.dtype}
-    shard = p.add(Stage("shard", "SHARD", dict(cfg.shard)))
+    shard = p.add(Stage("shard", "SHARD", cfg.shard.build, clips=cfg.shard.clips))
 
-    def data(name: str, section: dict, size: int, mix: dict | None = None) -> str:
+    def data(name: str, section: Tuning, size: int, **change) -> str:
         # the section's own clips (never SHARD's manifest), with SHARD's clips left out by id and audio hash
-        d = {"seed": cfg.seed, **(section.get("data") or {}), "size": size, "inputs": {"shard": shard}}
-        if mix is not None:
-            d["mix"] = mix
-        return p.add(Stage("data", name, d))
+        return p.add(Stage("data", name, replace(section.data, size=size, **change), {"shard": shard},
+                           clips=section.clips))
 
-    def train(name: str, section: dict, data_id: str, start: str | None, base: str | None, seed: int,
-              **extra) -> str:
-        t = {"seed": seed, **(section.get("train") or {}), **extra}
-        return p.add(Stage("train", name, {"train": t, "model": cfg.model, **run,
-                                           "inputs": {"data": data_id, "start": start,
-                                                      **({"base": base} if base else {})}}))
+    def train(name: str, section: Tuning, data_id: str, start: str | None, base: str | None, seed: int,
+              **change) -> str:
+        return p.add(Stage("train", name, replace(section.train, seed=seed, **change),
+                           {"data": data_id, "start": start, **({"base": base} if base else {})}, device=cfg.device))
 
     def evaluate(name: str, model: str | None, base: str | None, placements: list[str], control: bool = False,
-                 audio_controls: tuple[str, ...] = (), cascade: bool = False, **variant) -> str:
-        e = {"seed": cfg.seed, **cfg.eval, "placements": placements, "control": control,
-             "audio_controls": list(audio_controls), "cascade": cascade, **variant}
-        return p.add(Stage("eval", name, {"eval": e, "model": cfg.model, **run,
-                                          "inputs": {"shard": shard, "model": model,
-                                                     **({"base": base} if base else {})}}))
+                 audio_controls: tuple[str, ...] = (), cascade: bool = False, **change) -> str:
+        e = replace(cfg.eval, placements=tuple(placements), control=control, audio_controls=tuple(audio_controls),
+                    cascade=cascade, **change)
+        return p.add(Stage("eval", name, e, {"shard": shard, "model": model, **({"base": base} if base else {})}))
 
     tunings = {"ft-small": cfg.small, "ft-large": cfg.large}
     data_ids = {}
     if cfg.stage0:
-        data_ids["stage 0"] = data("stage 0", cfg.stage0, (cfg.stage0.get("data") or {}).get("size", 40_000))
+        data_ids["stage 0"] = data("stage 0", cfg.stage0, cfg.stage0.data.size)
     if cfg.instruct:
-        data_ids["instruct"] = data("instruct", cfg.instruct, (cfg.instruct.get("data") or {}).get("size", 40_000))
+        data_ids["instruct"] = data("instruct", cfg.instruct, cfg.instruct.data.size)
     data_ids |= {CONDITIONS[k]: data(CONDITIONS[k], cfg.tuning, n) for k, n in tunings.items()}
     placement = {"original": "prepended", "zero-shot": "interleaved", "ft-small": "interleaved",
                  "ft-large": "interleaved"}
@@ -150,12 +152,12 @@ def plan_study(cfg: StudyConfig) -> Plan:
 
     on, cond = ab.condition, CONDITIONS[ab.condition]
     for pos in ab.position:
-        if pos != ev.get("position", "middle"):
+        if pos != ev.position:
             e = evaluate(f"position={pos}", model[on], base, ["interleaved"], position=pos)
             p.rows.append(Row(f"position={pos}", "ablation", cond, f"{cond}, marker at the {pos} of the question",
                               e, "interleaved"))
     if ab.cue:
-        cue = not ev.get("cue", True)
+        cue = not ev.cue
         name = "cue" if cue else "no cue"
         e = evaluate(name, model[on], base, ["interleaved"], cue=cue)
         p.rows.append(Row(name, "ablation", cond, f"{cond}, question {'names' if cue else 'does not name'} the "
@@ -163,7 +165,7 @@ def plan_study(cfg: StudyConfig) -> Plan:
     section = cfg.tuning
     for share in ab.replay:
         name = f"replay={share:g}"
-        d = data(name, section, tunings[on], mix=_replay_mix((section.get("data") or {}).get("mix"), share))
+        d = data(name, section, tunings[on], mix=_replay_mix(section.data.mix, share))
         t = p.tunings[name] = train(name, section, d, start, base, first)
         p.rows.append(Row(name, "ablation", cond, f"{cond} tuned with {share:.0%} replay of prepended prompts",
                           evaluate(name, t, base, ["interleaved"]), "interleaved"))

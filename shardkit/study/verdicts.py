@@ -3,8 +3,8 @@ seed paper's claims with a verdict each, and — with several training seeds —
 verdicts that every seed reaches. Read from the gathered rows and per-item records; nothing here runs a model."""
 
 from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, split_condition
+from shardkit.names import TASKS
 from shardkit.study.preset import CONDITIONS, StudyConfig
-from shardkit.tasks import TASKS
 
 
 def tests_of(cfg: StudyConfig, rows: list, records: dict) -> dict[str, list[dict]]:
@@ -17,8 +17,8 @@ def tests_of(cfg: StudyConfig, rows: list, records: dict) -> dict[str, list[dict
     from shardkit.eval import metrics
     from shardkit.eval.compare import paired_test
 
-    cloze = cfg.eval.get("scoring") == "cloze"
-    n_boot, seed = cfg.eval.get("n_boot", 1000), cfg.seed
+    cloze = cfg.eval.scoring == "cloze"
+    n_boot, seed = cfg.eval.n_boot, cfg.seed
 
     def family(pairs: list[tuple[str, str]], tasks: tuple[str, ...], on_auroc: bool = False) -> list[dict]:
         out = []
@@ -72,11 +72,11 @@ def balance_of(cfg: StudyConfig, records: dict, names: list[str]) -> dict:
     names = [n for n in names if all(t in records[n] for t in tasks)]
     if not names:
         return {}
-    cloze = cfg.eval.get("scoring") == "cloze"
+    cloze = cfg.eval.scoring == "cloze"
     clips = {c: k for k, c in enumerate(sorted({r["clip_id"] for n in names for t in tasks for r in records[n][t]}))}
     first = records[names[0]]
     cluster = np.concatenate([[clips[r["clip_id"]] for r in first[t]] for t in tasks])
-    w = cluster_weights(cluster, cfg.eval.get("n_boot", 1000), cfg.seed)  # [r, n over the three tasks]
+    w = cluster_weights(cluster, cfg.eval.n_boot, cfg.seed)  # [r, n over the three tasks]
     cuts = np.cumsum([0, *(len(first[t]) for t in tasks)])
     fns = {"synonym": metrics.METRICS["f1"].fn, "hypernym": metrics.METRICS["f1"].fn,
            "identity": metrics.METRICS["identity_accuracy_balanced"].fn}

@@ -13,15 +13,14 @@ from pathlib import Path
 
 from shardkit.config import load_fields, read_mapping
 from shardkit.errors import ShardkitError
-from shardkit.models.prompts import Placement
+from shardkit.names import DTYPES, Placement
 from shardkit.suggest import did_you_mean
-from shardkit.train.lora import MODES, LoraSettings
 
 TASKS = ("identity", "synonym", "hypernym", "description", "replay", "synonym_text", "hypernym_text")
 TEXT_TASKS = ("synonym_text", "hypernym_text")  # no audio: WordNet relations over held-out nouns (wordnet_text.py)
 DEFAULT_MIX = {"identity": 0.3, "synonym": 0.25, "hypernym": 0.25, "description": 0.1, "replay": 0.1}
 SPLITS = ("train", "all")
-DTYPES = ("float32", "bfloat16", "float16")
+MODES = ("projector", "projector+lora", "encoder+projector+lora")  # what trains: LTU's stage 0, `proj`, `all`
 RUN_CONTROL = ("log_every", "save_every")  # may change on resume: they do not change the weights
 
 
@@ -133,10 +132,6 @@ class TrainConfig:
         need(self.dtype in DTYPES, "dtype", " or ".join(DTYPES))
         if problems:
             raise ShardkitError("train config: " + "; ".join(problems))
-
-    @property
-    def lora(self) -> LoraSettings:
-        return LoraSettings(self.lora_r, self.lora_alpha, self.lora_dropout, tuple(self.lora_targets))
 
     def hash(self) -> str:
         """sha256 of everything that changes the weights (not `log_every`, `save_every`)."""

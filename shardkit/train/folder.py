@@ -43,7 +43,8 @@ from pathlib import Path
 from shardkit import __version__
 from shardkit.benchmark.manifest import Clip
 from shardkit.errors import ShardkitError
-from shardkit.models.prompts import AUDIO, Placement
+from shardkit.models.prompts import AUDIO
+from shardkit.names import Placement
 from shardkit.train.config import TASKS, TEXT_TASKS, DataConfig
 from shardkit.train.instructions import Generator, build_pools, eligible, generate, quotas, to_sharegpt
 from shardkit.train.wordnet_text import held_out as held_out_subjects

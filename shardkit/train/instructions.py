@@ -19,7 +19,8 @@ from shardkit.benchmark.labels import label_senses
 from shardkit.benchmark.manifest import Clip
 from shardkit.benchmark.relations import Guard, Readings, WordFacts, load_exclusions, readings
 from shardkit.benchmark.senses import Sense
-from shardkit.models.prompts import AUDIO, POSITIONS, SUBJECT, Placement, place_marker
+from shardkit.models.prompts import AUDIO, SUBJECT, place_marker
+from shardkit.names import POSITIONS, Placement
 from shardkit.resources.ontology import Ontology
 from shardkit.train.config import TASKS, TEXT_TASKS, DataConfig
 from shardkit.train.wordnet_text import TextQuestions

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from shardkit.errors import ShardkitError
+from shardkit.train.config import MODES, TrainConfig
 
 log = logging.getLogger(__name__)
 
-MODES = ("projector", "projector+lora", "encoder+projector+lora")  # LTU: stage 0, `proj`, `all`
 _TOWER = re.compile(r"(^|\.)(audio|vision|visual|speech)[^.]*(\.|$)|tower")  # paths inside an LM never adapted
 
 
@@ -26,6 +26,10 @@ class LoraSettings:
     alpha: int = 16  # 2 × r, as both use
     dropout: float = 0.05  # LTU
     targets: tuple[str, ...] = ("q_proj", "v_proj")  # leaf names of Linear layers inside the LM
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> "LoraSettings":
+        return cls(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, tuple(cfg.lora_targets))
 
 
 @dataclass(frozen=True)

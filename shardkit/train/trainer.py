@@ -29,7 +29,7 @@ from shardkit.models.checkpoint import STATE, newest_checkpoint, read_state, res
 from shardkit.models.prompts import IGNORE
 from shardkit.train.batches import BatchPlan, TrainData, make_plan, read_data
 from shardkit.train.config import RUN_CONTROL, TrainConfig
-from shardkit.train.lora import Trainable, apply_mode
+from shardkit.train.lora import LoraSettings, Trainable, apply_mode
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def _setup_model(cfg: TrainConfig):
     from shardkit.models.registry import load_model
 
     adapter = load_model(cfg.model, device="cpu", dtype=cfg.dtype)
-    trainable = apply_mode(adapter.model, cfg.mode, cfg.lora)
+    trainable = apply_mode(adapter.model, cfg.mode, LoraSettings.of(cfg))
     for p in adapter.model.parameters():
         if p.requires_grad:
             p.data = p.data.float()

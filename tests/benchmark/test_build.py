@@ -3,7 +3,8 @@ from collections import defaultdict
 
 import pytest
 
-from shardkit.benchmark.build import BuildConfig, build
+from shardkit.benchmark.build import build
+from shardkit.benchmark.config import BuildConfig
 from shardkit.benchmark.relations import UNINFORMATIVE
 from shardkit.errors import ShardkitError
 

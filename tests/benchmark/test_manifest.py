@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from shardkit.benchmark.build import BuildConfig, build
+from shardkit.benchmark.build import build
+from shardkit.benchmark.config import BuildConfig
 from shardkit.benchmark.manifest import read_manifest
 from shardkit.errors import ShardkitError
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from shardkit.benchmark.build import BuildConfig, build_items
+from shardkit.benchmark.build import build_items
+from shardkit.benchmark.config import BuildConfig
 from shardkit.benchmark.manifest import Clip
 from shardkit.benchmark.relations import (
     Guard,

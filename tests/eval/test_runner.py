@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from shardkit.errors import ShardkitError
+from shardkit.eval.config import EvalConfig
 from shardkit.eval.controls import own_label
-from shardkit.eval.runner import EvalConfig, plan_cascade, run_eval
+from shardkit.eval.runner import plan_cascade, run_eval
 from shardkit.eval.scoring import PromptStyle, make_request, parse_yes_no
 from shardkit.models.adapter import AudioRef
 
@@ -144,7 +145,8 @@ def test_unavailable_audio_is_an_excluded_error(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from shardkit.benchmark.build import BuildConfig, build
+    from shardkit.benchmark.build import build
+    from shardkit.benchmark.config import BuildConfig
 
     sf.write(tmp_path / "dog.wav", 0.2 * np.sin(np.arange(16000) / 3), 16000)
     (tmp_path / "clips.jsonl").write_text(

@@ -9,7 +9,8 @@ from torch import nn
 from shardkit.audio.cache import FeatureCache
 from shardkit.models.adapter import AudioRef, Request, SpliceAdapter
 from shardkit.models.audio_llm import AudioLLM
-from shardkit.models.prompts import TEMPLATES, Placement
+from shardkit.models.prompts import TEMPLATES
+from shardkit.names import Placement
 from tests.models.tiny import MeanPoolEncoder, assert_batched_equals_alone, llama, tokenizer
 
 N_A = 4

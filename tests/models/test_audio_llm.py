@@ -6,7 +6,8 @@ from torch import nn
 
 from shardkit.errors import ShardkitError
 from shardkit.models.audio_llm import AudioLLM
-from shardkit.models.prompts import AUDIO_ID, TEMPLATES, Placement, collate, encode, place_marker, truncate
+from shardkit.models.prompts import AUDIO_ID, TEMPLATES, collate, encode, place_marker, truncate
+from shardkit.names import Placement
 from tests.models.tiny import MeanPoolEncoder, gpt2, llama, tokenizer
 
 N_A, D_ENC, TOL = 4, 8, 1e-4

@@ -11,7 +11,8 @@ from shardkit.audio.features import ltu_fbank
 from shardkit.errors import ShardkitError
 from shardkit.models.encoders.cavmae import CavMae, CavMaeConfig
 from shardkit.models.ltu import LtuAudioTower, LtuConfig, load_ltu, map_ltu_keys, pool_tokens
-from shardkit.models.prompts import Placement, collate, encode
+from shardkit.models.prompts import collate, encode
+from shardkit.names import Placement
 from tests.models.tiny import llama, tokenizer
 
 TINY = LtuConfig(encoder=CavMaeConfig(dim=16, depth_a=2, depth_u=1, heads=2))  # full 1024 × 128 input, 512 tokens

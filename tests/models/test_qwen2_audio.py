@@ -12,9 +12,9 @@ import torch
 from shardkit.audio.io import load_audio
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef, Request
-from shardkit.models.prompts import Placement
 from shardkit.models.qwen2_audio import Qwen2AudioAdapter, audio_tokens, load_qwen2_audio
 from shardkit.models.registry import load_model, parse_spec
+from shardkit.names import Placement
 from tests.models.tiny import assert_batched_equals_alone
 
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")

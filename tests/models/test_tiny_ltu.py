@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef, Request
-from shardkit.models.prompts import Placement
+from shardkit.names import Placement
 from shardkit.resources.samples import build_samples
 
 

@@ -15,26 +15,23 @@ def test_shipped_presets():
     paper = load_preset("ltu-paper", {"model": "ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1"})
     assert (paper.small, paper.large) == (40_000, 1_000_000) and paper.stage0 is None
     assert paper.ablations.lora_rank == (4, 16, 32) and paper.ablations.cue
-    assert paper.tuning["train"]["lora_r"] == 8 and paper.tuning["train"]["lora_alpha"] == 16
+    assert paper.tuning.train.lora_r == 8 and paper.tuning.train.lora_alpha == 16
 
 
 def test_reasoning_preset_is_the_demo_with_an_instruct_base():
     """cpu-reasoning changes nothing of cpu-demo but the instruct stage and the training seeds, with the recipe under
     which SmolLM2 learnt to answer held-out relation questions while still naming clips: every linear layer, the
     answer's loss only, 450 steps, prepended audio, a fifth of them labeling."""
-    from shardkit.train.config import load_config
-
     demo, reasoning = load_preset("cpu-demo"), load_preset("cpu-reasoning")
     assert demo.instruct is None and reasoning.instruct is not None
     differ = ("name", "description", "instruct", "train_seeds")
     assert {k: v for k, v in vars(reasoning).items() if k not in differ} == \
         {k: v for k, v in vars(demo).items() if k not in differ}
     assert demo.seeds == (0,) and reasoning.seeds == (0, 1, 2)
-    train = load_config(overrides={"model": "tiny-ltu", "data": "x", **reasoning.instruct["train"]})
+    train, data = reasoning.instruct.train, reasoning.instruct.data
     assert not train.train_on_prompt and len(train.lora_targets) == 7
-    data = reasoning.instruct["data"]
-    assert data["placement"] == "prepended" and data["size"] // train.batch_size == 450
-    assert data["mix"]["replay"] == 0.2 and abs(sum(data["mix"].values()) - 1) < 1e-9
+    assert data.placement == "prepended" and data.size // train.batch_size == 450
+    assert data.mix["replay"] == 0.2 and abs(sum(data.mix.values()) - 1) < 1e-9
 
 
 def test_paper_preset_needs_the_model():
@@ -76,7 +73,7 @@ def test_base_chain_and_sets(tmp_path):
     (tmp_path / "mine.yaml").write_text("base: cpu-demo\nname: mine\ntuning: {large: 2560}\n")
     cfg = load_preset(str(tmp_path / "mine.yaml"), parse_sets(["ablations.lora_rank=[4, 16]", "eval.limit=5"]))
     assert cfg.name == "mine" and cfg.large == 2560 and cfg.small == 128  # merged under the base
-    assert cfg.ablations.lora_rank == (4, 16) and cfg.eval["limit"] == 5 and cfg.eval["scoring"] == "yesno"
+    assert cfg.ablations.lora_rank == (4, 16) and cfg.eval.limit == 5 and cfg.eval.scoring == "yesno"
     (tmp_path / "loop.yaml").write_text(f"base: {tmp_path / 'loop.yaml'}\nname: loop\n")
     with pytest.raises(ShardkitError, match="base chain loops"):
         load_preset(str(tmp_path / "loop.yaml"))
@@ -110,8 +107,8 @@ def test_tuning_never_takes_shards_clips():
     plan = plan_study(own)
     shard = next(sid for sid, st in plan.stages.items() if st.kind == "shard")
     data = [st for st in plan.stages.values() if st.kind == "data"]
-    assert data and all(st.config["manifest"] == "/d/balanced_train.csv" for st in data)
-    assert all(st.config["inputs"]["shard"] == shard for st in data)  # make-data leaves SHARD's clips out
+    assert data and all(st.clips.manifest == "/d/balanced_train.csv" for st in data)
+    assert all(st.inputs["shard"] == shard for st in data)  # make-data leaves SHARD's clips out
 
 
 def test_an_instruct_stage_is_merged_into_every_condition():
@@ -134,8 +131,8 @@ def test_an_instruct_stage_is_merged_into_every_condition():
                                                          "model": None, "base": instruct}
     assert rows["original · mismatched"].eval == rows["original"].eval
     assert rows["original · mismatched"].condition == "prepended-mismatched"
-    assert plan.stages[rows["original"].eval].config["eval"]["audio_controls"] == ["mismatched", "silence"]
-    assert plan.stages[rows["zero-shot interleaved"].eval].config["eval"]["audio_controls"] == []
+    assert plan.stages[rows["original"].eval].config.audio_controls == ("mismatched", "silence")
+    assert plan.stages[rows["zero-shot interleaved"].eval].config.audio_controls == ()
     with pytest.raises(ShardkitError, match="instruct: ltu cannot take a merged base"):
         load_preset("ltu-paper", {"model": "ltu:ckpt=/m/ltu.bin,llm=/m/vicuna", "instruct": {"data": {}}})
     with pytest.raises(ShardkitError, match="ablations.audio_control: 'orignal' is not one of"):

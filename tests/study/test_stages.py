@@ -2,6 +2,7 @@
 
 from shardkit.study.preset import load_preset
 from shardkit.study.stages import _replay_mix, plan_study
+from shardkit.train.config import DEFAULT_MIX
 
 
 def ids(overrides=None) -> dict[tuple[str, str], str]:
@@ -29,6 +30,13 @@ def test_plan_of_the_demo():
     assert ids() == ids()  # deterministic
 
 
+def test_a_default_written_out_renames_nothing():
+    """Stage ids hash the resolved configs, not the preset's words: spelling out a default is the same study."""
+    assert ids({"eval": {"limit": None, "tasks": ["synonym", "hypernym", "identity"]},
+                "tuning": {"train": {"lora_dropout": 0.05, "max_length": 140}, "data": {"split": "train"}},
+                "shard": {"split": "auto"}}) == ids()
+
+
 def test_one_change_one_branch():
     assert changed({"ablations": {"replay": [0.05]}}) == {("data", "replay=0"), ("train", "replay=0"),
                                                           ("eval", "replay=0"), ("data", "replay=0.05"),
@@ -50,10 +58,10 @@ def test_equal_stages_run_once():
 
 
 def test_replay_mix():
-    mix = _replay_mix({"identity": 0.3, "synonym": 0.25, "hypernym": 0.25, "description": 0.1, "replay": 0.1}, 0.0)
+    mix = _replay_mix(DEFAULT_MIX, 0.0)
     assert "replay" not in mix and abs(sum(mix.values()) - 1) < 1e-9
     assert abs(mix["identity"] / mix["synonym"] - 0.3 / 0.25) < 1e-9
-    assert abs(_replay_mix(None, 0.2)["replay"] - 0.2) < 1e-9
+    assert abs(_replay_mix(DEFAULT_MIX, 0.2)["replay"] - 0.2) < 1e-9
 
 
 def test_training_seeds_replicate_the_tunings_and_conditions_only():
@@ -69,9 +77,9 @@ def test_training_seeds_replicate_the_tunings_and_conditions_only():
     trains = [s for s in extra if s.kind == "train"]
     assert [s.name for s in trains] == [f"{n} · seed {k}" for k in (1, 2) for n in ("stage 0", "instruct",
                                                                                     "FT-Small", "FT-Large")]
-    assert [s.config["train"]["seed"] for s in trains] == [1] * 4 + [2] * 4
-    assert all(s.config["eval"]["seed"] == 0 for s in extra if s.kind == "eval")  # same mismatch draws, same bootstrap
-    instruct = {s.config["train"]["seed"]: sid for sid, s in three.stages.items()
+    assert [s.config.seed for s in trains] == [1] * 4 + [2] * 4
+    assert all(s.config.seed == 0 for s in extra if s.kind == "eval")  # same mismatch draws, same bootstrap
+    instruct = {s.config.seed: sid for sid, s in three.stages.items()
                 if s.kind == "train" and s.name.startswith("instruct")}
     for seed, rows in three.replicates.items():  # each seed's conditions stand on that seed's instruct base
         assert all(three.stages[r.eval].inputs["base"] == instruct[seed] for r in rows)

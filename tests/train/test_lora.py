@@ -6,8 +6,10 @@ from torch import nn
 
 from shardkit.errors import ShardkitError
 from shardkit.models.audio_llm import AudioLLM
-from shardkit.models.prompts import TEMPLATES, Placement, collate, encode
-from shardkit.train.lora import MODES, LoraSettings, apply_mode, lm_targets
+from shardkit.models.prompts import TEMPLATES, collate, encode
+from shardkit.names import Placement
+from shardkit.train.config import MODES
+from shardkit.train.lora import LoraSettings, apply_mode, lm_targets
 from shardkit.train.trainer import TrainStep
 from tests.models.tiny import llama, tokenizer
 
