@@ -35,17 +35,23 @@ class Sense:
         return next((x for x in lemmas if x.lower() in parts), lemmas[0])
 
 
+
+def _tsv_lines(path: Path, header: list[str], what: str) -> list[str]:
+    """A reviewed TSV's lines, the first being `header`; an unreadable file or another header is one line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ShardkitError(f"{path}: cannot read {what} file ({e.strerror})") from e
+    if not lines or lines[0].split("\t") != header:
+        raise ShardkitError(f"{path}:1: header must be {'<TAB>'.join(header)}")
+    return lines
+
 def load_senses(onto: Ontology, path: Path = SENSES_PATH) -> list[Sense]:
     """Read and validate the senses file; every problem raises with `file:line`."""
     from nltk.corpus.reader.wordnet import WordNetError
 
     wn = wordnet()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ShardkitError(f"{path}: cannot read senses file ({e.strerror})") from e
-    if not lines or lines[0].split("\t") != HEADER:
-        raise ShardkitError(f"{path}:1: header must be {'<TAB>'.join(HEADER)}")
+    lines = _tsv_lines(path, HEADER, "senses")
     senses, seen_mid, seen_syn = [], {}, {}
     for n, line in enumerate(lines[1:], start=2):
         where = f"{path}:{n}"
@@ -82,12 +88,7 @@ def load_aliases(onto: Ontology, senses: list[Sense], path: Path = ALIASES_PATH)
     answers are a list a person reviews, not a lookup. No alias may name another AudioSet label than the word's
     class or a class below it ("alarm" is the label Alarm, not Alarm clock).
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ShardkitError(f"{path}: cannot read aliases file ({e.strerror})") from e
-    if not lines or lines[0].split("\t") != ALIASES_HEADER:
-        raise ShardkitError(f"{path}:1: header must be {'<TAB>'.join(ALIASES_HEADER)}")
+    lines = _tsv_lines(path, ALIASES_HEADER, "aliases")
     label_of: dict[str, set[str]] = {}
     for mid, name in onto.labels.items():
         for part in (name, *name.split(",")):
