@@ -1,12 +1,9 @@
 import json
 from collections import defaultdict
 
-import pytest
-
 from shardkit.benchmark.build import build
 from shardkit.benchmark.config import BuildConfig
 from shardkit.benchmark.relations import UNINFORMATIVE
-from shardkit.errors import ShardkitError
 
 KEYS = {"id", "task", "word", "mid", "synset", "candidate", "answer", "negative_kind", "depth", "aliases", "clip"}
 
@@ -144,10 +141,3 @@ def test_card_documents_criteria(shard):
     for phrase in ("Criteria", "Licences", "Known limits", shard[1]["sha256"], "CC0", "When is \"no\" right?",
                    "exclusions.tsv", "aliases.tsv", "a reviewed exclusion"):
         assert phrase in card
-
-
-def test_bad_config():
-    with pytest.raises(ShardkitError, match="max_depth"):
-        BuildConfig(max_depth=0)
-    with pytest.raises(ShardkitError, match="split"):
-        BuildConfig(split="dev")

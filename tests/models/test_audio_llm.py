@@ -6,7 +6,7 @@ from torch import nn
 
 from shardkit.errors import ShardkitError
 from shardkit.models.audio_llm import AudioLLM
-from shardkit.models.prompts import AUDIO_ID, TEMPLATES, collate, encode, place_marker, truncate
+from shardkit.models.prompts import AUDIO_ID, TEMPLATES, collate, encode, truncate
 from shardkit.names import Placement
 from tests.models.tiny import MeanPoolEncoder, gpt2, llama, tokenizer
 
@@ -195,14 +195,6 @@ def test_projection_follows_the_projector_dtype(model):
     tokens = torch.randn(2, N_A, D_ENC)
     assert torch.equal(model.project(tokens.bfloat16()), model.projector(tokens.bfloat16().float()))
     assert model.project(tokens).shape == (2, N_A, 32)
-
-
-def test_place_marker_variants():
-    q = "Is {subject} a kind of animal?"
-    assert place_marker(q, "start", cue=True) == "<audio> Is the sound in this audio clip a kind of animal?"
-    assert place_marker(q, "end", cue=False) == "Is the sound a kind of animal? <audio>"
-    with pytest.raises(ShardkitError, match="marker position"):
-        place_marker(q, "left")
 
 
 def test_shared_prefix_yes_no_equals_full_recompute(model):
