@@ -1,6 +1,5 @@
-"""The command as a user runs it: a subprocess, its exit status, and what it prints."""
+"""The command line as a user meets it: every subcommand is listed and explains its options, defaults included."""
 
-import json
 import os
 import subprocess
 import sys
@@ -18,36 +17,25 @@ def test_help_lists_commands():
     assert r.returncode == 0 and "--manifest" in r.stdout and "--audio-root" in r.stdout and "default: 0" in r.stdout
 
 
-def test_build_error_is_one_line(tmp_path):
-    bad = tmp_path / "clips.jsonl"
-    bad.write_text('{"id": "a", "path": "a.wav", "labels": ["/m/unknown"]}\n')
-    r = run("build", "--out", str(tmp_path / "out"), "--manifest", str(bad))
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("shardkit build: error:") and f"{bad}:1:" in lines[0]
+def test_defaults_are_the_config_classes():
+    """Each option's default is its config field's: change a library default and the CLI follows."""
+    from shardkit.benchmark.config import BuildConfig
+    from shardkit.cli import parser
+    from shardkit.eval.config import EvalConfig
+    from shardkit.train.config import DataConfig
 
-
-def test_build_prints_summary_and_writes_outputs(tmp_path):
-    r = run("build", "--out", str(tmp_path / "s"), "--seed", "3")
-    assert r.returncode == 0, r.stderr
-    assert "synonym" in r.stdout and "hypernym" in r.stdout and "sha256" in r.stdout
-    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
-    assert meta["seed"] == 3 and meta["sha256"] in r.stdout
-
-
-def test_bad_senses_file_is_one_line_with_file_and_line(tmp_path):
-    senses = tmp_path / "senses.tsv"
-    senses.write_text("mid\tdisplay_name\tsynset\treason\n/m/0bt9lr\tDog\tdog.n.42\tno such sense\n")
-    r = run("build", "--out", str(tmp_path / "out"), "--senses", str(senses))
-    assert r.returncode == 2
-    assert r.stderr.strip() == (f"shardkit build: error: {senses}:2: synset 'dog.n.42' does not exist in WordNet 3.0")
-
-
-def test_training_hint_names_the_spec_that_loads_its_output():
-    """The line `shardkit train` ends with must be a spec the family accepts, its other options kept."""
-    from shardkit.models.registry import parse_spec, trained_spec
-
-    assert trained_spec("tiny-ltu:ckpt=runs/stage0", "runs/ft") == "tiny-ltu:ckpt=runs/ft"
-    spec = trained_spec("ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1", "runs/ft")
-    assert spec == "ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1,tuned=runs/ft"
-    assert parse_spec(spec)[1]["tuned"] == "runs/ft"
+    p = parser()
+    e = p.parse_args(["eval", "--shard", "s", "--out", "o"])
+    assert (e.model, e.scoring, e.batch_size, e.seed, e.marker, e.max_new_tokens, e.n_boot, e.device, e.dtype) == (
+        EvalConfig.model, EvalConfig.scoring, EvalConfig.batch_size, EvalConfig.seed, EvalConfig.position,
+        EvalConfig.max_new_tokens, EvalConfig.n_boot, EvalConfig.device, EvalConfig.dtype)
+    assert tuple(e.placements.split(",")) == EvalConfig.placements and tuple(e.tasks.split(",")) == EvalConfig.tasks
+    assert tuple(e.audio_controls.split(",")) == EvalConfig.audio_controls
+    b = p.parse_args(["build", "--out", "o"])
+    assert (b.seed, b.split, b.max_depth, b.per_task) == (BuildConfig.seed, BuildConfig.split, BuildConfig.max_depth,
+                                                          BuildConfig.per_task)
+    d = p.parse_args(["make-data", "--out", "o", "--size", "8"])
+    assert (d.placement, d.seed, d.shard_size, d.split) == (DataConfig.placement, DataConfig.seed,
+                                                            DataConfig.shard_size, DataConfig.split)
+    t = p.parse_args(["train", "--out", "o"])
+    assert t.mode is None and t.batch_size is None  # unset: TrainConfig (after --config FILE) decides

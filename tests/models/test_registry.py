@@ -38,3 +38,13 @@ def test_ltu_needs_both_paths():
         parse_spec("ltu:ckpt=ltu_ori_paper.bin")
     with pytest.raises(ShardkitError, match="LTU checkpoint not found"):
         load_model("ltu:ckpt=/nonexistent/ltu.bin,llm=/nonexistent/vicuna")
+
+
+def test_training_hint_names_the_spec_that_loads_its_output():
+    """The line `shardkit train` ends with must be a spec the family accepts, its other options kept."""
+    from shardkit.models.registry import parse_spec, trained_spec
+
+    assert trained_spec("tiny-ltu:ckpt=runs/stage0", "runs/ft") == "tiny-ltu:ckpt=runs/ft"
+    spec = trained_spec("ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1", "runs/ft")
+    assert spec == "ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1,tuned=runs/ft"
+    assert parse_spec(spec)[1]["tuned"] == "runs/ft"
