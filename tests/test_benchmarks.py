@@ -45,7 +45,7 @@ def test_limit_smallest(tmp_path):
 
 
 def test_train_step_smallest(tmp_path):
-    result = run_module("train_step", tmp_path, "--steps", "2", "--batch-size", "4", "--samples", "64")
+    result = run_module("train_step", tmp_path, "--steps", "1", "--batch-size", "4", "--samples", "64")
     plain, grouped = result["runs"]["random batches"], result["runs"]["length-grouped"]
     assert grouped["epoch_padding"] < plain["epoch_padding"]  # text and audio questions differ in length
     assert 0 < grouped["useful_gflops"] <= grouped["gflops"] and result["peak_rss_mb"] > 100

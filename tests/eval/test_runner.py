@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # Bytes are equal at equal threads per process: BLAS may sum in another order with another thread count (the
 # last digits of a score), and `accelerate launch` gives each process one thread unless told otherwise.
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-# identity answers are generated: 6 new tokens name a label and keep the four runs of this file short
-ARGS = ["--limit", "6", "--n-boot", "100", "--batch-size", "1", "--tasks", "synonym,hypernym,identity",
-        "--max-new-tokens", "6"]
+# Small enough for the four runs of this file to stay short: 4 items a task, 6 identity tokens (a label), one audio
+# control (silence is asked in the micro study, tests/study/test_runner.py)
+ARGS = ["--limit", "4", "--n-boot", "100", "--batch-size", "1", "--tasks", "synonym,hypernym,identity",
+        "--max-new-tokens", "6", "--audio-controls", "mismatched"]
 
 
 def eval_cmd(shard, out, *extra):
@@ -45,13 +46,13 @@ def samples(run: Path) -> dict[str, bytes]:
 
 def test_run_directory(reference):
     results = json.loads((reference / "results.json").read_text())
-    audio = {f"{p}-{c}" for p in ("prepended", "interleaved") for c in ("mismatched", "silence")}
+    audio = {f"{p}-mismatched" for p in ("prepended", "interleaved")}
     cascade = {"prepended-cascade", "interleaved-cascade"}
     assert set(results["metrics"]) == {"prepended", "interleaved", "text"} | audio | cascade
     assert set(results["metrics"]["interleaved"]) == {"synonym", "hypernym", "identity"}
     assert "identity" not in results["metrics"]["text"]  # naming the label is no control for identity
     syn = results["metrics"]["interleaved"]["synonym"]
-    assert syn["n"] == 6 and {"precision", "recall", "f1", "accuracy", "auroc", "unparsed_rate"} <= set(syn)
+    assert syn["n"] == 4 and {"precision", "recall", "f1", "accuracy", "auroc", "unparsed_rate"} <= set(syn)
     assert syn["f1"]["ci"] is not None and "higher_is_better" in syn["f1"]
     ident = results["metrics"]["prepended"]["identity"]
     assert {"identity_accuracy", "identity_accuracy_embedding"} <= set(ident)
@@ -63,16 +64,16 @@ def test_run_directory(reference):
     vs = results["baselines"]["hypernym"]["vs_candidate_prior"]  # every condition's AUROC paired with the prior's
     assert set(vs) == set(results["metrics"]) and all(0 < v["p"] <= 1 for v in vs.values() if v["p"] is not None)
     assert set(results["breakdowns"]["interleaved"]["hypernym"]) == {"word", "depth", "negative_kind"}
-    assert len(samples(reference)) == 24  # 3 tasks × 2 placements × (itself, mismatched, silence) + 2 text tasks
+    assert len(samples(reference)) == 18  # 3 tasks × 2 placements × (itself, mismatched) + 2 text tasks
     #                                        + 2 yes/no tasks × 2 cascades
-    heard = {}  # what each audio condition played for one item: the clip, another class's clip, silence
-    for cond in ("interleaved", "interleaved-mismatched", "interleaved-silence"):
+    heard = {}  # what each audio condition played for one item: the clip, another class's clip
+    for cond in ("interleaved", "interleaved-mismatched"):
         rows = [json.loads(x) for x in (reference / f"samples/{cond}/hypernym.jsonl").read_text().splitlines()]
-        assert [r["error"] for r in rows] == [None] * 6
+        assert [r["error"] for r in rows] == [None] * 4
         heard[cond] = [r["score"] for r in rows]
-    assert heard["interleaved"] != heard["interleaved-mismatched"] != heard["interleaved-silence"]
+    assert heard["interleaved"] != heard["interleaved-mismatched"]
     rows = [json.loads(x) for x in (reference / "samples/interleaved/hypernym.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and len({r["item_id"] for r in rows}) == 6
+    assert len(rows) == 4 and len({r["item_id"] for r in rows}) == 4
     assert all(r["prompt"].count("<audio>") == 1 and isinstance(r["score"], float) for r in rows)
     named = {r["clip_id"]: r["raw"] for r in map(json.loads, (reference / "samples/interleaved/identity.jsonl")
                                                                 .read_text().splitlines())}
@@ -190,7 +191,8 @@ def test_requests_per_condition():
 
 @pytest.mark.parametrize("scoring", ["generate", "cloze"])
 def test_other_scorings_run(shard, tmp_path, scoring):
-    cfg = EvalConfig(shard=str(shard[0]), limit=2, n_boot=50, scoring=scoring, max_new_tokens=6)
+    cfg = EvalConfig(shard=str(shard[0]), placements=("interleaved",), tasks=("synonym", "identity"), control=False,
+                     audio_controls=(), cascade=False, limit=2, n_boot=50, scoring=scoring, max_new_tokens=6)
     results = run_eval(cfg, tmp_path / "run")
     syn = results["metrics"]["interleaved"]["synonym"]
     assert syn["n"] == 2

@@ -1,5 +1,7 @@
 """The study plan: stages named by their config hash, so changing one thing reruns only what depends on it."""
 
+from dataclasses import replace
+
 from shardkit.study.preset import load_preset
 from shardkit.study.stages import _replay_mix, plan_study
 from shardkit.train.config import DEFAULT_MIX
@@ -83,3 +85,12 @@ def test_training_seeds_replicate_the_tunings_and_conditions_only():
                 if s.kind == "train" and s.name.startswith("instruct")}
     for seed, rows in three.replicates.items():  # each seed's conditions stand on that seed's instruct base
         assert all(three.stages[r.eval].inputs["base"] == instruct[seed] for r in rows)
+
+
+def test_a_lora_rank_ablation_trains_with_its_rank():
+    plan = plan_study(load_preset("cpu-demo", {"ablations": {"lora_rank": [4]}}))
+    lora = plan.stages[plan.tunings["LoRA r=4"]]
+    ft = plan.stages[plan.tunings["FT-Small"]]
+    assert (lora.config.lora_r, lora.config.lora_alpha) == (4, 8)
+    assert replace(lora.config, lora_r=ft.config.lora_r, lora_alpha=ft.config.lora_alpha) == ft.config
+    assert lora.inputs == ft.inputs  # same data, same start: only the rank differs
