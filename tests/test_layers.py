@@ -1,6 +1,7 @@
 """The package's one direction: resources → benchmark → audio → models → eval/train → study → CLI, on a ground
-floor that imports nothing above it, with no import circle. Read from the source (every import, function-local
-ones too), so a new upward import fails here before it tangles the tree. `python -m pytest tests/test_layers.py`."""
+floor that imports nothing above it, with no import circle; and tests that mirror it, module for module. Read from
+the source (every import, function-local ones too), so a new upward import fails here before it tangles the tree.
+`python -m pytest tests/test_layers.py`."""
 
 import ast
 from pathlib import Path
@@ -90,3 +91,19 @@ def test_no_import_circle():
     for m in sorted(g):
         if m not in state:
             visit(m)
+
+
+def test_tests_mirror_the_package_and_no_module_outgrows_a_read():
+    """Each module has its own test file (tests/<path>/test_<name>.py) and stays under 400 lines."""
+    tests = PACKAGE.parent / "tests"
+    missing, long = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if rel.name in ("__init__.py", "__main__.py"):
+            continue
+        if not (tests / rel.parent / f"test_{rel.name}").is_file():
+            missing.append(str(rel))
+        if len(path.read_text().splitlines()) > 400:
+            long.append(str(rel))
+    assert not missing, f"modules without a test file: {missing}"
+    assert not long, f"modules over 400 lines: {long}"
