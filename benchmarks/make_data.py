@@ -31,11 +31,12 @@ def main() -> None:
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"make-data failed: {proc.stderr.read().decode()[-2000:]}")
     disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    samples = sum(len(f.read_text().splitlines()) for f in out.glob("data-*.jsonl"))  # what the run really wrote
     rss = usage.ru_maxrss / 1024
-    table(f"make-data --size {args.size}", ["size", "seconds", "peak RSS MB", "disk MB"],
-          [[args.size, seconds, rss, disk / 1e6]])
+    table(f"make-data --size {args.size}", ["size", "samples", "seconds", "peak RSS MB", "disk MB"],
+          [[args.size, samples, seconds, rss, disk / 1e6]])
     shutil.rmtree(out.parent, ignore_errors=True)
-    result = {"size": args.size, "seconds": seconds, "peak_rss_mb": rss, "disk_mb": disk / 1e6}
+    result = {"size": args.size, "samples": samples, "seconds": seconds, "peak_rss_mb": rss, "disk_mb": disk / 1e6}
     print(f"wrote {save('make_data', result, args.results)}")
 
 

@@ -1,7 +1,8 @@
 """`shardkit eval`: a model and SHARD in, a run directory a reviewer would accept out.
 
-Requests are built per condition (a placement, or the text-only control) and task, sorted by length and cut
-into batches once, deterministically; process k of K takes every K-th batch, so a batch always holds the same
+Requests are built per condition (a placement, or the text-only control) and task, sorted by length (ties by item
+id, never by the record key, which holds the model spec and so the folder a study runs in) and cut into batches
+once, deterministically; process k of K takes every K-th batch, so a batch always holds the same
 items whatever the number of processes and however often the run was resumed — which keeps scores bitwise
 stable. Records are appended and flushed per item; rank 0 merges them, scores, tests and writes the run.
 """
@@ -168,9 +169,9 @@ def plan(cfg: EvalConfig, items: dict[str, list[dict]], audio_root: str, out: Pa
                 else:
                     jobs.append((key, condition, item, req, req.prompt))
             if cfg.scoring == "yesno" and condition != CONTROL:  # one clip's questions share a batch: and their
-                jobs.sort(key=lambda j: (j[2]["clip"]["id"], len(j[4]), j[0]))  # prefix (adapter.yes_no)
-            else:  # similar lengths share a batch; the key breaks ties
-                jobs.sort(key=lambda j: (len(j[4]), j[0]))
+                jobs.sort(key=lambda j: (j[2]["clip"]["id"], len(j[4]), j[2]["id"]))  # prefix (adapter.yes_no)
+            else:  # similar lengths share a batch; the item id breaks ties
+                jobs.sort(key=lambda j: (len(j[4]), j[2]["id"]))
             batches += _cut(jobs, cfg.batch_size)
     return order, batches, unavailable, tuple(words)
 
@@ -206,7 +207,7 @@ def plan_cascade(cfg: EvalConfig, items: dict[str, list[dict]], order: dict, rec
                                                                           f"its {placement} identity answer failed"))
                 else:
                     jobs.append((key, condition, item, req, req.prompt))
-            batches += _cut(sorted(jobs, key=lambda j: (len(j[4]), j[0])), cfg.batch_size)
+            batches += _cut(sorted(jobs, key=lambda j: (len(j[4]), j[2]["id"])), cfg.batch_size)
     return new_order, batches, unavailable
 
 

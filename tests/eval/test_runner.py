@@ -189,6 +189,24 @@ def test_requests_per_condition():
     assert mismatched.audio[0] == AudioRef("/elsewhere/d.wav", 1.0, 2.0) and mismatched.placement == "prepended"
 
 
+@pytest.mark.parametrize("scoring", ["yesno", "generate"])
+def test_batches_do_not_depend_on_where_the_model_lives(shard, tmp_path, scoring):
+    """A study names a tuned model by its folder; the same model in another folder (another clone, another stage id)
+    must meet the same batches, or its scores differ in the last digits and a tie can flip a metric."""
+    from dataclasses import replace
+
+    from shardkit.benchmark.build import load_shard
+    from shardkit.eval.runner import plan, select
+
+    items, meta = load_shard(shard[0])
+    cfg = EvalConfig(shard=str(shard[0]), model="tiny-ltu:ckpt=/a/stages/train-1", scoring=scoring, limit=40)
+    chosen = select(items, cfg.tasks, cfg.limit)
+
+    def batches(c):
+        return [[(j[1], j[2]["id"]) for j in b] for b in plan(c, chosen, meta["audio_root"], tmp_path, items)[1]]
+    assert batches(cfg) == batches(replace(cfg, model="tiny-ltu:ckpt=/elsewhere/stages/train-2"))
+
+
 @pytest.mark.parametrize("scoring", ["generate", "cloze"])
 def test_other_scorings_run(shard, tmp_path, scoring):
     cfg = EvalConfig(shard=str(shard[0]), placements=("interleaved",), tasks=("synonym", "identity"), control=False,
