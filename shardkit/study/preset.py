@@ -22,8 +22,7 @@ CONDITIONS = {"original": "original", "zero-shot": "zero-shot interleaved", "ft-
               "ft-large": "FT-Large"}  # key -> the name the report uses
 PAPER_SIZES = {"small": 40_000, "large": 1_000_000}  # the seed paper's FT-Small and FT-Large
 SET_BY_STUDY = {"train": ("model", "data", "seed"),
-                "eval": ("model", "shard", "placements", "control", "audio_controls", "cascade", "device", "dtype"),
-                "data": ("size",)}
+                "eval": ("model", "shard", "placements", "control", "audio_controls", "cascade", "device", "dtype")}
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,26 @@ class Ablations:
     control: tuple[str, ...] = ()  # conditions whose model is also asked with the label in words, no audio
     audio_control: tuple[str, ...] = ()  # conditions also asked over mismatched audio, over silence and with the
     #                                       model's own label for the clip in words (the cascade)
+
+    def __post_init__(self):
+        """What fits the study: known conditions and positions, ranks and shares in range, and a condition that
+        each ablation can vary."""
+        problems = []
+        if self.condition not in CONDITIONS:
+            problems.append(f"condition={self.condition!r}: must be one of {', '.join(CONDITIONS)}")
+        problems += [f"{key}: {c!r} is not one of {', '.join(CONDITIONS)}"
+                     for key in ("control", "audio_control") for c in getattr(self, key) if c not in CONDITIONS]
+        problems += [f"position: {p!r} is not {', '.join(POSITIONS)}" for p in self.position if p not in POSITIONS]
+        problems += [f"lora_rank: {r!r} is not a positive integer" for r in self.lora_rank if r < 1]
+        problems += [f"replay: {x!r} is not a share in [0, 1)" for x in self.replay if not 0 <= x < 1]
+        if self.condition == "original" and (self.position or self.cue):
+            problems.append("condition=original prepends the audio: position and cue ablations need an "
+                            "interleaved condition")
+        if self.condition in ("original", "zero-shot") and (self.replay or self.lora_rank):
+            problems.append(f"condition={self.condition}: replay and lora_rank retrain a tuning, so the condition "
+                            "must be ft-small or ft-large")
+        if problems:
+            raise ShardkitError("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -244,29 +263,5 @@ def _sections(values: dict) -> tuple[dict, list[str]]:
     small, large = tuning.get("small"), tuning.get("large")
     if not (isinstance(small, int) and isinstance(large, int) and 0 < small <= large):
         problems.append(f"tuning.small={small!r}, tuning.large={large!r}: sample counts with 0 < small <= large")
-    ab = values.get("ablations") or {}
-    out["ablations"] = _load(problems, "ablations", Ablations, ab)
-    known = {k: v for k, v in ab.items() if k in Ablations.__dataclass_fields__}
-    problems += _ablation_problems(out["ablations"] or _load([], "ablations", Ablations, known))  # unknown keys aside
+    out["ablations"] = _load(problems, "ablations", Ablations, values.get("ablations") or {})
     return out, problems
-
-
-def _ablation_problems(ab: Ablations | None) -> list[str]:
-    """What `Ablations` cannot check alone: conditions, positions, ranks and shares that fit the study."""
-    if ab is None:
-        return []  # its problems are already listed
-    problems = []
-    if ab.condition not in CONDITIONS:
-        problems.append(f"ablations.condition={ab.condition!r}: must be one of {', '.join(CONDITIONS)}")
-    problems += [f"ablations.{key}: {c!r} is not one of {', '.join(CONDITIONS)}"
-                 for key in ("control", "audio_control") for c in getattr(ab, key) if c not in CONDITIONS]
-    problems += [f"ablations.position: {p!r} is not {', '.join(POSITIONS)}" for p in ab.position if p not in POSITIONS]
-    problems += [f"ablations.lora_rank: {r!r} is not a positive integer" for r in ab.lora_rank if r < 1]
-    problems += [f"ablations.replay: {s!r} is not a share in [0, 1)" for s in ab.replay if not 0 <= s < 1]
-    if ab.condition == "original" and (ab.position or ab.cue):
-        problems.append("ablations.condition=original prepends the audio: position and cue ablations need an "
-                        "interleaved condition")
-    if ab.condition in ("original", "zero-shot") and (ab.replay or ab.lora_rank):
-        problems.append(f"ablations.condition={ab.condition}: replay and lora_rank retrain a tuning, so the "
-                        "condition must be ft-small or ft-large")
-    return problems

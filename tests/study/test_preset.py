@@ -48,7 +48,7 @@ def test_every_problem_at_once():
     for part in ("tuning: unknown key 'smal' (did you mean 'small'?)", "tuning.train.model: set by the study",
                  "tuning.train: unknown key 'lora_rr' (did you mean 'lora_r'?)", "scoring must be one of",
                  "eval.shard: set by", "ablations: unknown key 'positon' (did you mean 'position'?)",
-                 "ablations.condition='ft'",
+                 "ablations: unknown key 'positon' (did you mean 'position'?); condition='ft'",
                  "per_task must be >= 1", "train_seeds=[0, 0]: a list of distinct integers"):
         assert part in msg, part
     assert "\n" not in msg
@@ -135,5 +135,5 @@ def test_an_instruct_stage_is_merged_into_every_condition():
     assert plan.stages[rows["zero-shot interleaved"].eval].config.audio_controls == ()
     with pytest.raises(ShardkitError, match="instruct: ltu cannot take a merged base"):
         load_preset("ltu-paper", {"model": "ltu:ckpt=/m/ltu.bin,llm=/m/vicuna", "instruct": {"data": {}}})
-    with pytest.raises(ShardkitError, match="ablations.audio_control: 'orignal' is not one of"):
+    with pytest.raises(ShardkitError, match="ablations: audio_control: 'orignal' is not one of"):
         load_preset("cpu-demo", {"ablations": {"audio_control": ["orignal"]}})
