@@ -32,6 +32,16 @@ from shardkit.commands import (  # noqa: E402  (after the offline switches)
 )
 
 
+class Help(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` with each option's default, except where there is none, the option is a flag (off unless given)
+    or its help already says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.nargs == 0 or "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parser() -> argparse.ArgumentParser:
     """Every subcommand's options. Defaults are the fields of the config class each command fills (a dataclass's
     class attribute is its field's default), so the library and `--help` cannot disagree."""
@@ -56,7 +66,7 @@ def _build(sub) -> None:
     b = sub.add_parser("build", help="build SHARD (synonym, hypernym, identity items bound to clips)",
                        description="Build SHARD into DIR: shard.jsonl, meta.json, card.md and a datasets export. "
                                    "Without --manifest it uses the bundled sample audio (generated once, offline).",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     b.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     b.add_argument("--seed", type=int, default=BuildConfig.seed, help="sampling seed: same seed, same bytes")
     b.add_argument("--manifest", type=Path, metavar="FILE",
@@ -90,7 +100,7 @@ def _ask(sub) -> None:
     a = sub.add_parser("ask", help="ask a model one question about one clip (prints the answer and yes/no log-odds)",
                        description="The quickest way to poke a model: one clip, one prompt, greedy answer and the "
                                    "yes/no log-odds of its first token.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     a.add_argument("--model", default="tiny-ltu", help="model spec, e.g. tiny-ltu or ltu:ckpt=...,llm=... "
                                                        "(see `shardkit models`)")
     a.add_argument("--audio", type=Path, required=True, metavar="FILE", help="audio file (any common format/rate)")
@@ -108,7 +118,7 @@ def _eval(sub) -> None:
                        description="Score SHARD with a model under each placement (and a text-only control), with "
                                    "clip-clustered bootstrap CIs and paired tests. Rerunning the same command resumes. "
                                    "Data-parallel: `accelerate launch --num_processes K -m shardkit eval ...`.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     e.add_argument("--model", default=EvalConfig.model, help="model spec (see `shardkit models`)")
     e.add_argument("--shard", type=Path, required=True, metavar="DIR", help="folder from `shardkit build`")
     e.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder (resumed if it exists)")
@@ -140,7 +150,7 @@ def _eval(sub) -> None:
 
 def _compare(sub) -> None:
     c = sub.add_parser("compare", help="paired tests between two existing runs (same SHARD items)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     c.add_argument("run_a", type=Path, metavar="RUN_A")
     c.add_argument("run_b", type=Path, metavar="RUN_B")
     c.add_argument("--n-boot", type=int, default=EvalConfig.n_boot)
@@ -154,7 +164,7 @@ def _make_data(sub) -> None:
                                     "instruction samples from labelled clips, streaming into sharded JSONL with a "
                                     "sharegpt export for LLaMA-Factory / ms-swift. SHARD's words are kept out of "
                                     "synonym/hypernym questions unless --allow-overlap.",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        formatter_class=Help)
     md.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     md.add_argument("--size", required=True, help="number of samples: 40k, 1m or an integer")
     md.add_argument("--manifest", type=Path, metavar="FILE",

@@ -17,6 +17,18 @@ def test_help_lists_commands():
     assert r.returncode == 0 and "--manifest" in r.stdout and "--audio-root" in r.stdout and "default: 0" in r.stdout
 
 
+def test_help_says_no_default_twice_and_never_none():
+    from shardkit.cli import parser
+
+    subs = next(a for a in parser()._actions if a.dest == "command").choices
+    for name, sub in subs.items():
+        text = " ".join(sub.format_help().split())
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+    build = " ".join(subs["build"].format_help().split())
+    assert "(default: the manifest's folder) --senses" in build  # a help that names its default gets no second one
+    assert "(default: 4)" in build
+
+
 def test_defaults_are_the_config_classes():
     """Each option's default is its config field's: change a library default and the CLI follows."""
     from shardkit.benchmark.config import BuildConfig

@@ -18,8 +18,9 @@ YESNO_COLUMNS = ("precision", "recall", "f1", "accuracy", "auroc", "unparsed_rat
 
 
 def fmt(m: dict | None, pct: bool = True) -> str:
-    """`value [lo, hi]` from a metric summary, as percentages by default; '–' when undefined."""
-    if not m or m.get("value") is None:
+    """`value [lo, hi]` from a metric summary, as percentages by default; '–' when undefined (None or NaN: AUROC
+    on items of one answer only)."""
+    if not m or m.get("value") is None or m["value"] != m["value"]:
         return "–"
     k, d = (100, 1) if pct else (1, 2)
     lo, hi = m.get("ci") or (None, None)
@@ -32,6 +33,20 @@ def fmt_mde(v: float | None, pct: bool = True) -> str:
     if v is None or v != v:
         return "–"
     return f"{100 * v:.1f}" if pct else f"{v:.2f}"
+
+
+def fmt_diff(m: dict | None, pct: bool = True) -> str:
+    """A paired difference B − A with its CI, signed, so a reader sees the direction at once."""
+    s = fmt(m, pct)
+    return s if s == "–" or s.startswith("-") else "+" + s
+
+
+def fmt_p(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3g}"
+
+
+def fmt_n(x) -> str:
+    return "–" if x is None else str(x)
 
 
 IDENTITY_COLUMNS = (("identity_accuracy_balanced", "identity (strict, class-balanced)"),
@@ -65,7 +80,7 @@ def baselines_table(results: dict) -> str:
             rows.append(f"| {task} | candidate {name} | {what} | AUROC {fmt(m, pct=False)} |")
         for cond, v in (b.get("vs_candidate_prior") or {}).items():
             rows.append(f"| {task} | {cond} − candidate prior | the model, paired on the same items | ΔAUROC "
-                        f"{fmt({'value': v['diff'], 'ci': v['ci']}, pct=False)}, bootstrap p {_p(v['p'])}, "
+                        f"{fmt({'value': v['diff'], 'ci': v['ci']}, pct=False)}, bootstrap p {fmt_p(v['p'])}, "
                         f"MDE {fmt_mde(v.get('mde'), pct=False)} |")
     c = (base.get("identity") or {}).get("best_constant")
     if c and c.get("answer") is not None:
@@ -84,18 +99,12 @@ def tests_table(results: dict) -> str:
         auroc = d.get("auroc")
         mde = f" ({fmt_mde(auroc.get('mde'), pct=False)})" if auroc else ""
         rows.append(f"| {t['task']} | {t['a']} → {t['b']} | {fmt(d.get('f1'))} | {fmt(acc)} | "
-                    f"{fmt(auroc, pct=False)}{mde} | {m.get('method', 'McNemar')} | {_p(m.get('p'))} | "
-                    f"{_p(m.get('p_holm'))} | {_n(m.get('right_to_wrong'))} | {_n(m.get('wrong_to_right'))} | "
+                    f"{fmt(auroc, pct=False)}{mde} | {m.get('method', 'McNemar')} | {fmt_p(m.get('p'))} | "
+                    f"{fmt_p(m.get('p_holm'))} | {fmt_n(m.get('right_to_wrong'))} | {fmt_n(m.get('wrong_to_right'))} | "
                     f"{fmt_mde(m.get('mde_accuracy'))} |")
     return "\n".join(rows)
 
 
-def _p(x) -> str:
-    return "–" if x is None else f"{x:.3g}"
-
-
-def _n(x) -> str:
-    return "–" if x is None else str(x)
 
 
 def write_report(out: Path, results: dict, merged: dict) -> None:

@@ -8,9 +8,11 @@ ours, the paired tests, then plots and timings. Nothing is computed here that `s
 import logging
 from pathlib import Path
 
-from shardkit.eval.report import fmt, fmt_mde
+from shardkit.eval.controls import CONTROL
+from shardkit.eval.report import fmt, fmt_diff, fmt_mde, fmt_n, fmt_p
 from shardkit.files import atomic_write
 from shardkit.names import YES_NO
+from shardkit.study.audio_use import audio_diff, audio_warnings, cascade_notes, named_notes, named_section
 from shardkit.study.plots import IDENTITY, draw, row_metric
 
 log = logging.getLogger(__name__)
@@ -21,16 +23,6 @@ COLUMNS = [(t, k, f"{t} {h}") for t in YES_NO for k, h in (("precision", "P"), (
     ("identity", "identity_accuracy", "identity (strict)"),
     ("identity", "identity_accuracy_lenient", "identity (lenient)"),
 ]
-
-
-def _diff(m: dict | None) -> str:
-    """A paired difference in points, signed so a reader sees the direction at once."""
-    s = fmt(m)
-    return s if s == "–" or s.startswith("-") else "+" + s
-
-
-def _p(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3g}"
 
 
 def _count(n: int) -> str:
@@ -84,10 +76,11 @@ def _tests_table(tests: list[dict]) -> list[str]:
     for t in tests:
         d, m = t.get("diffs") or {}, t.get("mcnemar") or {}
         head = d.get("f1") or d.get(IDENTITY)
-        out.append(f"| {t['task']} | {_cell(t['a'])} → {_cell(t['b'])} | {_diff(head)}{_mde(head)} | "
-                   f"{_diff_auroc(d.get('auroc'))}{_mde(d.get('auroc'), pct=False)} | {m.get('method', 'McNemar')} | "
-                   f"{_p(m.get('p'))} | {_p(m.get('p_holm'))} | {_na(m.get('right_to_wrong'))} | "
-                   f"{_na(m.get('wrong_to_right'))} | {fmt_mde(m.get('mde_accuracy'))} |")
+        out.append(f"| {t['task']} | {_cell(t['a'])} → {_cell(t['b'])} | {fmt_diff(head)}{_mde(head)} | "
+                   f"{fmt_diff(d.get('auroc'), pct=False)}{_mde(d.get('auroc'), pct=False)} | "
+                   f"{m.get('method', 'McNemar')} | "
+                   f"{fmt_p(m.get('p'))} | {fmt_p(m.get('p_holm'))} | {fmt_n(m.get('right_to_wrong'))} | "
+                   f"{fmt_n(m.get('wrong_to_right'))} | {fmt_mde(m.get('mde_accuracy'))} |")
     return out
 
 
@@ -97,29 +90,20 @@ def _mde(m: dict | None, pct: bool = True) -> str:
     return "" if v is None else f" (MDE {fmt_mde(v, pct)})"
 
 
-def _na(x) -> str:
-    return "–" if x is None else str(x)
-
-
-def _diff_auroc(m: dict | None) -> str:
-    s = fmt(m, pct=False)
-    return s if s == "–" or s.startswith("-") else "+" + s
-
-
 def _reference_table(reference: list[dict]) -> list[str]:
     out = ["| what | seed paper (reference figure, not reproduced) | this run [95% CI] | test | verdict |",
            "|---|---|---|---|---|"]
     for r in reference:
         test = r.get("test") or {}
-        p = f"{test.get('method', '')}: p {_p(test.get('p'))}, Holm {_p(test.get('p_holm'))}" if test else "–"
+        p = f"{test.get('method', '')}: p {fmt_p(test.get('p'))}, Holm {fmt_p(test.get('p_holm'))}" if test else "–"
         if "balance" in r:
             ours = "; ".join(f"{n} {fmt(v)}" for n, v in r["balance"].items()) + f" — best: {r['best']}"
             vs = r.get("vs_ft_small")
-            p = f"best − FT-Small {_diff(vs)} points, bootstrap p {_p(vs.get('p'))}" if vs else "–"
+            p = f"best − FT-Small {fmt_diff(vs)} points, bootstrap p {fmt_p(vs.get('p'))}" if vs else "–"
         elif "a" in r:
-            ours = f"{fmt(r.get('a'))} → {fmt(r.get('b'))} (original → FT-Large); Δ {_diff(r.get('ours'))} points"
+            ours = f"{fmt(r.get('a'))} → {fmt(r.get('b'))} (original → FT-Large); Δ {fmt_diff(r.get('ours'))} points"
         else:
-            ours = _diff(r.get("ours")) + (" points" if r.get("ours") else "")
+            ours = fmt_diff(r.get("ours")) + (" points" if r.get("ours") else "")
         out.append(f"| {_cell(r['what'])} | {_cell(r['paper'])} | {_cell(ours)} | {_cell(p)} | "
                    f"{r.get('verdict', '–')} |")
     return out
@@ -129,6 +113,57 @@ def findings(reference: list[dict]) -> list[str]:
     """The paper's claims, one line each: supported / contradicted / undetermined, and why."""
     return [f"- **{r.get('verdict', 'undetermined')}** — {r['what']} (paper: {r['paper']}): {r.get('why', '')}."
             for r in reference]
+
+
+def _above(m: dict | None, value: float) -> bool:
+    """The metric's CI lies above `value`."""
+    return bool(m) and m["ci"][0] is not None and m["ci"][0] > value
+
+
+def one_minute(study: dict) -> list[str]:
+    """What a reader can trust in one minute: can the model reason when told the label, does it hear, does its
+    reasoning use what it hears, and what became of the paper's claims — each with the control that bounds it."""
+    rows, tests = study["rows"], study.get("tests") or {}
+    original = next((r for r in rows if r["group"] == "condition"), None)
+    if original is None:
+        return []
+    out = []
+    text = next((r for r in rows if r["condition"] == CONTROL and r.get("base") == original["name"]), None)
+    aucs = [(t, row_metric(text, t, "auroc")) for t in YES_NO] if text else []
+    if any(a for _, a in aucs):
+        reasons = all(_above(a, 0.5) for _, a in aucs)
+        out.append(f"- **Reasoning in words.** Told the label in words (text control), the {original['name']} model "
+                   "ranks yes above no with AUROC " + ", ".join(f"{t} {fmt(a, pct=False)}" for t, a in aucs)
+                   + (": it can answer these questions." if reasons else ": not shown to beat a coin on every task, "
+                      "so no placement of the audio can show reasoning there."))
+    ident, strict = row_metric(original, "identity", IDENTITY), row_metric(original, "identity", "identity_accuracy")
+    const = ((study.get("baselines") or {}).get("identity") or {}).get("best_constant") or {}
+    if ident and strict and const.get("answer") is not None:
+        times = f"{ident['value'] / const['balanced']:.1f}×" if const["balanced"] else "–"
+        beats = "above it outside the CI" if _above(ident, const["balanced"]) else "not shown to beat it"
+        out.append(f"- **Hearing.** Under the strict rule the {original['name']} condition names {fmt(strict)} % of "
+                   f"the clips right; class-balanced {fmt(ident)} %, {times} the best constant answer "
+                   f"\"{_cell(const['answer'])}\" ({100 * const['balanced']:.1f} %), {beats}.")
+    conditions = [r for r in rows if r["group"] == "condition"]
+    ranked = [(r, t) for r in conditions for t in YES_NO if row_metric(r, t, "auroc")]
+    above = sum(_above(row_metric(r, t, "auroc"), 0.5) for r, t in ranked)
+    audio = [t for t in tests.get("audio") or [] if t["task"] in YES_NO and audio_diff(t)[0] is not None]
+    dropped = sum(audio_diff(t)[0]["value"] < 0 and (t["mcnemar"].get("p_holm") or 1) < 0.05 for t in audio)
+    if ranked:
+        line = (f"- **Reasoning from the audio.** {above} of {len(ranked)} condition × task reasoning AUROCs exceed "
+                "0.5 outside their CI")
+        if audio:
+            line += f"; mismatched audio or silence lowers {dropped} of the {len(audio)} reasoning scores tested"
+        stops = named_notes(study.get("named") or [])
+        out.append(line + (" — " + ("the model is not shown to use the audio to reason" if not dropped else
+                                     "where it drops, the score came from the audio") + ".")
+                   + (" On the clips it names right its own answer in words reasons and the audio does not: see "
+                      "\"Where the reasoning stops\"." if stops else ""))
+    verdicts = [r.get("verdict", "undetermined") for r in study.get("reference") or []]
+    if verdicts:
+        counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("supported", "contradicted", "undetermined"))
+        out.append(f"- **The paper's claims.** {counts}, each below with its test.")
+    return out
 
 
 def _baselines_table(base: dict) -> list[str]:
@@ -176,49 +211,6 @@ def baseline_warnings(rows: list[dict], base: dict) -> list[str]:
         if ident and const is not None and (ident["ci"][0] is None or ident["ci"][0] <= const):
             out.append(f"{r['name']}, identity: {fmt(ident)} does not exceed the best constant answer "
                        f"({100 * const:.1f}).")
-    return out
-
-
-def audio_diff(t: dict) -> tuple[dict | None, str]:
-    """An audio-control test's headline difference — AUROC for yes/no (free of the yes/no bias), strict balanced
-    identity in points — and its text; (None, "–") when it was not measured."""
-    d = t.get("diffs") or {}
-    head = d.get("auroc") or d.get(IDENTITY)
-    if head is None or head.get("value") is None:
-        return None, "–"
-    return head, _diff_auroc(head) if "auroc" in d else _diff(head) + " points"
-
-
-def audio_warnings(tests: list[dict]) -> list[str]:
-    """Every condition × task whose score does not drop when the audio is wrong: it did not come from the audio."""
-    out = []
-    for t in tests:
-        m = t.get("mcnemar") or {}
-        head, diff = audio_diff(t)
-        if head is None:
-            continue
-        dropped = head["value"] < 0 and m.get("p_holm") is not None and m["p_holm"] < 0.05
-        if not dropped:
-            what = "AUROC" if "auroc" in t["diffs"] else "identity"
-            heard = {"mismatched": "mismatched audio", "silence": "silence"}.get(t["b"].split(" · ")[-1], t["b"])
-            out.append(f"{t['a']}, {t['task']}: {what} is not shown to drop with {heard} (Δ {diff}, Holm p "
-                       f"{_p(m.get('p_holm'))}): this score is not shown to use the audio.")
-    return out
-
-
-def cascade_notes(tests: list[dict]) -> list[str]:
-    """Every condition × yes/no task whose reasoning is better with the model's own label in words than with the
-    audio it named it from: the model hears the sound, but its reasoning does not reach what it heard."""
-    out = []
-    for t in tests:
-        m = t.get("mcnemar") or {}
-        head, diff = audio_diff(t)
-        if head is None or "auroc" not in t["diffs"]:
-            continue
-        if head["value"] > 0 and m.get("p_holm") is not None and m["p_holm"] < 0.05:
-            out.append(f"{t['a']}, {t['task']}: with its own identity answer written in words instead of the audio "
-                       f"it discriminates better (Δ AUROC {diff}, Holm p {_p(m['p_holm'])}): it names the sound, but "
-                       "its reasoning does not reach what it heard.")
     return out
 
 
@@ -270,7 +262,8 @@ def seeds_section(study: dict) -> list[str]:
             for tests in per_seed:
                 t = next((x for x in tests if x["a"] == a and x["b"] == b and x["task"] == task), None)
                 head, diff = audio_diff(t or {})
-                cells.append(diff if head is None else f"{diff} (Holm p {_p((t.get('mcnemar') or {}).get('p_holm'))})")
+                holm = fmt_p((t.get("mcnemar") or {}).get("p_holm")) if t else "–"
+                cells.append(diff if head is None else f"{diff} (Holm p {holm})")
             out.append(f"| {_cell(a)} → {_cell(b)} | {task} | " + " | ".join(cells) + " |")
     return out + [""]
 
@@ -304,13 +297,14 @@ def write_report(out: Path, study: dict) -> None:
              + (f"; evaluated on the first {sh['limit']} items of each task only." if sh.get("limit") else "."), "",
              _scale(study["scale"]), ""]
     if study.get("reference"):
-        lines += ["## What this study found", "", "Each claim of the seed paper, judged on this run: supported (the "
-                  "paired test passes Holm at 0.05 and the CI lies on the paper's side), contradicted (the same on "
-                  "the other side) or undetermined. Read it with the controls and baselines below.", ""]
+        lines += ["## What this study found", "", *one_minute(study), "",
+                  "Each claim of the seed paper, judged on this run: supported (the paired test passes Holm at 0.05 "
+                  "and the CI lies on the paper's side), contradicted (the same on the other side) or undetermined. "
+                  "Read it with the controls and baselines below.", ""]
         lines += findings(study["reference"]) + [""]
     base = study.get("baselines") or {}
     warnings = (audio_warnings(tests.get("audio") or []) + cascade_notes(tests.get("cascade") or [])
-                + baseline_warnings(rows, base))
+                + named_notes(study.get("named") or []) + baseline_warnings(rows, base))
     lines += ["## Read this first: what the controls and baselines already reach", ""]
     lines += ([f"- {w}" for w in warnings] if warnings else ["- Every row beats every baseline below, outside its CI."])
     lines += ["", "Baselines on the same items, with no model and no audio:", ""] + _baselines_table(base) + [""]
@@ -337,6 +331,7 @@ def write_report(out: Path, study: dict) -> None:
         if tests.get(key):
             lines += [f"## {title} (Holm-corrected within this table)", ""]
             lines += _tests_table(tests[key]) + [""]
+    lines += named_section(study)
     lines += [HOW_TO_READ, "", "## Plots", "",
               "![bars](plots/bars.png)", "", "*Each row's headline metrics with 95% CIs; conditions left, "
               "ablations and controls right.*", "",

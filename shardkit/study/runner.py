@@ -20,7 +20,7 @@ from shardkit.files import atomic_write
 from shardkit.names import TASKS, YES_NO
 from shardkit.study.preset import PAPER_SIZES, Clips, StudyConfig
 from shardkit.study.stages import Plan, Stage, plan_study
-from shardkit.study.verdicts import across_seeds, balance_of, reference_of, spread, tests_of
+from shardkit.study.verdicts import across_seeds, balance_of, named_right, reference_of, spread, tests_of
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,8 @@ def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
         r_rows, r_records = _rows(reps, runs)
         r_tests = tests_of(cfg, reps, r_records)
         seeds[str(seed)] = {"rows": [{"name": r["name"], "metrics": r["metrics"]} for r in r_rows], "tests": r_tests,
-                       "reference": reference_of(r_rows, r_tests, balance_of(cfg, r_records, conditions))}
+                            "reference": reference_of(r_rows, r_tests, balance_of(cfg, r_records, conditions)),
+                            "named": named_right(cfg, reps, r_records)}
     shard_id = next(sid for sid, st in plan.stages.items() if st.kind == "shard")
     shard_meta = json.loads((stage_dir(out, shard_id) / "meta.json").read_text())
     tuning = cfg.tuning.train
@@ -173,7 +174,8 @@ def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
                   "paper_large": PAPER_SIZES["large"], "steps": {x["name"]: x["steps"] for x in losses},
                   "lr": tuning.lr, "lora_r": tuning.lora_r, "lora_alpha": tuning.lora_alpha,
                   "note": " ".join(cfg.note.split())},
-        "rows": rows, "tests": tests, "baselines": runs[plan.rows[0].eval][0].get("baselines") or {},
+        "rows": rows, "tests": tests, "named": named_right(cfg, plan.rows, records),
+        "baselines": runs[plan.rows[0].eval][0].get("baselines") or {},
         "reference": across_seeds(reference, {s: v["reference"] for s, v in seeds.items()}, cfg.seeds[0]),
         "seeds": {"train": list(cfg.seeds), "more": seeds, "spread": spread(rows, seeds)} if seeds else None,
         "losses": losses,

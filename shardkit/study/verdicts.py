@@ -2,8 +2,8 @@
 seed paper's claims with a verdict each, and — with several training seeds — the spread between seeds and the
 verdicts that every seed reaches. Read from the gathered rows and per-item records; nothing here runs a model."""
 
-from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, split_condition
-from shardkit.names import TASKS
+from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, CONTROL, split_condition
+from shardkit.names import TASKS, YES_NO
 from shardkit.study.preset import CONDITIONS, StudyConfig
 
 
@@ -14,38 +14,80 @@ def tests_of(cfg: StudyConfig, rows: list, records: dict) -> dict[str, list[dict
     (each condition against its own label in words, on AUROC) and each ablation or text control against the row it
     varies. Identity is tested on its strict, class-balanced
     headline."""
-    from shardkit.eval import metrics
-    from shardkit.eval.compare import paired_test
-
-    cloze = cfg.eval.scoring == "cloze"
-    n_boot, seed = cfg.eval.n_boot, cfg.seed
-
-    def family(pairs: list[tuple[str, str]], tasks: tuple[str, ...], on_auroc: bool = False) -> list[dict]:
-        out = []
-        for a, b in pairs:
-            for task in tasks:
-                if task in records[a] and task in records[b]:
-                    t = paired_test(records[a][task], records[b][task], task, cloze, cloze, n_boot, seed)
-                    if t is not None and on_auroc and "auroc" in t["diffs"]:  # the bias-free question: ranking
-                        t["mcnemar"] = {**t["mcnemar"], "p": t["diffs"]["auroc"]["p"],
-                                        "method": "paired clip bootstrap of AUROC"}
-                    if t is not None:
-                        out.append({"a": a, "b": b, **t})
-        if out:
-            metrics.apply_holm(out)
-        return out
-
     original = CONDITIONS["original"]
     conditions = [r.name for r in rows if r.group == "condition"]
     audio = [r for r in rows if split_condition(r.condition)[1] in AUDIO_CONTROLS]
     cascade = [r for r in rows if split_condition(r.condition)[1] == CASCADE]
     return {
-        "claims": family([(original, c) for c in conditions if c != original], TASKS),
-        "audio": family([(r.base, r.name) for r in audio], TASKS, on_auroc=True),
-        "cascade": family([(r.base, r.name) for r in cascade], TASKS, on_auroc=True),
-        "ablations": family([(r.base, r.name) for r in rows if r.group != "condition" and r not in audio + cascade],
-                            TASKS),
+        "claims": _family(cfg, records, [(original, c) for c in conditions if c != original], TASKS),
+        "audio": _family(cfg, records, [(r.base, r.name) for r in audio], TASKS, on_auroc=True),
+        "cascade": _family(cfg, records, [(r.base, r.name) for r in cascade], TASKS, on_auroc=True),
+        "ablations": _family(cfg, records, [(r.base, r.name) for r in rows
+                                            if r.group != "condition" and r not in audio + cascade], TASKS),
     }
+
+
+def _family(cfg: StudyConfig, records: dict, pairs: list[tuple[str, str]], tasks: tuple[str, ...],
+            on_auroc: bool = False) -> list[dict]:
+    """B against A for each pair and task both rows hold, Holm-corrected as one family; `on_auroc` tests the AUROC
+    difference (the bias-free question: ranking) instead of McNemar on yes/no decisions."""
+    from shardkit.eval import metrics
+    from shardkit.eval.compare import paired_test
+
+    cloze = cfg.eval.scoring == "cloze"
+    out = []
+    for a, b in pairs:
+        for task in tasks:
+            if task in records[a] and task in records[b]:
+                t = paired_test(records[a][task], records[b][task], task, cloze, cloze, cfg.eval.n_boot, cfg.seed)
+                if t is not None and on_auroc and "auroc" in t["diffs"]:
+                    t["mcnemar"] = {**t["mcnemar"], "p": t["diffs"]["auroc"]["p"],
+                                    "method": "paired clip bootstrap of AUROC"}
+                if t is not None:
+                    out.append({"a": a, "b": b, **t})
+    if out:
+        metrics.apply_holm(out)
+    return out
+
+
+def named_right(cfg: StudyConfig, rows: list, records: dict) -> list[dict]:
+    """Where the reasoning stops: for each condition asked with the cascade, its yes/no AUROC on the clips it names
+    right (strict identity) and on the rest, from the audio, from the wrong audio or silence, from its own answer
+    in words and from the gold label in words (text control), each with a clip-bootstrap CI; on the named clips,
+    each source paired-tested against the audio (AUROC, Holm within the condition).
+
+    On clips it names right the model has heard the sound, and its own word shows it can reason about that name;
+    if the audio scores there no better than silence, its reasoning does not reach what it heard in one pass."""
+    from shardkit.eval import metrics
+    from shardkit.eval.results import arrays
+
+    cloze = cfg.eval.scoring == "cloze"
+    out = []
+    for c in (r for r in rows if r.group == "condition"):
+        sources = [r for r in rows if r.base == c.name and (r.condition == CONTROL or split_condition(r.condition)[1]
+                                                            in (*AUDIO_CONTROLS, CASCADE))]
+        if not any(split_condition(r.condition)[1] == CASCADE for r in sources) or "identity" not in records[c.name]:
+            continue
+        right = {x["clip_id"] for x in records[c.name]["identity"] if x["correct"] and x["error"] is None}
+        clips = {x["clip_id"] for x in records[c.name]["identity"]}
+        named = {r.name: {t: [x for x in recs if x["clip_id"] in right] for t, recs in records[r.name].items()
+                          if t in YES_NO} for r in (c, *sources)}
+        levels = []
+        for r in (c, *sources):
+            for task in YES_NO:
+                recs = records[r.name].get(task) or []
+                if not recs or any(x["score"] is None for x in recs):
+                    continue
+                level = {"row": r.name, "task": task}
+                for part, keep in (("right", True), ("rest", False)):
+                    sub = [x for x in recs if (x["clip_id"] in right) == keep]
+                    index = {k: i for i, k in enumerate(sorted({x["clip_id"] for x in sub}))}
+                    level[part] = (metrics.summarise(task, arrays(sub, index, cloze), cfg.eval.n_boot, cfg.seed,
+                                                     metrics=("auroc",)) if sub else None)
+                levels.append(level)
+        out.append({"condition": c.name, "clips": len(clips), "right": len(right), "levels": levels,
+                    "tests": _family(cfg, named, [(c.name, r.name) for r in sources], YES_NO, on_auroc=True)})
+    return out
 
 
 def _find(tests: list[dict], a: str, b: str, task: str) -> dict | None:

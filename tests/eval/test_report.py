@@ -78,6 +78,7 @@ def test_fmt_writes_percent_or_fraction_with_the_interval_and_a_dash_when_undefi
     assert fmt({"value": 2 / 3, "ci": [None, None]}) == "66.7"  # an undefined interval (JSON null) is left out
     assert fmt({"value": 2 / 3}) == "66.7"
     assert fmt({"value": None, "ci": [None, None]}) == fmt(None) == fmt({}) == "–"
+    assert fmt({"value": float("nan"), "ci": [float("nan"), float("nan")]}) == "–"  # AUROC of one answer only
 
 
 def test_fmt_mde_writes_points_or_auroc_units_and_a_dash_without_a_design():
@@ -180,3 +181,12 @@ def test_the_report_reads_what_build_results_writes(tmp_path):
     assert "## Reasoning accuracy" not in text  # identity was not asked
     assert (tmp_path / "plots" / "pr.png").read_bytes()[:8] == PNG
 
+
+
+def test_fmt_diff_signs_a_difference_and_fmt_p_rounds_a_p():
+    from shardkit.eval.report import fmt_diff, fmt_n, fmt_p
+
+    assert fmt_diff({"value": 0.125, "ci": [0.05, 0.2]}) == "+12.5 [5.0, 20.0]"
+    assert fmt_diff({"value": -0.1, "ci": [-0.2, 0.0]}, pct=False) == "-0.10 [-0.20, 0.00]"
+    assert fmt_diff(None) == "–"
+    assert (fmt_p(0.0123456), fmt_p(None), fmt_n(3), fmt_n(None)) == ("0.0123", "–", "3", "–")

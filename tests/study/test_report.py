@@ -32,7 +32,7 @@ def _row(rng, name, group, base=None, identity=True, pr=True):
             scores[t] = {"gold": gold, "score": score}
         scores["synonym"]["score"][3] = None  # an unscored item
     return {"name": name, "group": group, "base": base, "description": f"{name} varies", "metrics": metrics,
-            "pr": scores}
+            "pr": scores, "condition": "text" if group == "control" else "interleaved"}
 
 
 def _test(a, b, task, p):
@@ -167,6 +167,20 @@ def test_findings_open_the_report(written):
     assert _line(md, "| hypernym F1 |").endswith("| undetermined |")
 
 
+def test_one_minute_opens_the_findings(written):
+    md = (written[0] / "report.md").read_text()
+    found = md.split("## What this study found")[1].split("Each claim of the seed paper")[0]
+    lines = [x for x in found.splitlines() if x]
+    assert [x.split("**")[1] for x in lines] == ["Reasoning in words.", "Hearing.", "Reasoning from the audio.",
+                                                 "The paper's claims."]
+    text = make_study()["rows"][-1]["metrics"]
+    assert all(fmt(text[t]["auroc"], pct=False) in lines[0] for t in ("synonym", "hypernym"))
+    assert 'the best constant answer "Cowbell" (9.1 %)' in lines[1]
+    assert " of 8 condition × task reasoning AUROCs exceed 0.5 outside their CI" in lines[2]
+    assert lines[3] == ("- **The paper's claims.** 0 supported, 0 contradicted, 4 undetermined, each below with its "
+                        "test.")
+
+
 def test_baselines_come_first(written):
     md = (written[0] / "report.md").read_text()
     first = md.split("## Read this first")[1].split("## The paper's table")[0]
@@ -193,34 +207,6 @@ def test_baseline_warnings():
                                                            "auroc": {"value": 0.51, "ci": [0.45, 0.56]}}}}
     w = baseline_warnings([yes_man], base)  # at chance AND answering yes to everything: both are said
     assert len(w) == 2 and "coin" in w[0] and "always yes" in w[1]
-
-
-def test_audio_warnings_name_every_score_the_wrong_audio_leaves_standing():
-    from shardkit.study.report import audio_warnings
-
-    def t(task, key, value, p_holm):
-        return {"a": "original", "b": "original · mismatched", "task": task,
-                "diffs": {key: {"value": value, "ci": [value - 0.05, value + 0.05]}}, "mcnemar": {"p_holm": p_holm}}
-
-    tests = [t("synonym", "auroc", -0.2, 0.01),  # dropped, significant: the audio is used
-             t("hypernym", "auroc", -0.02, 0.6),  # no significant drop
-             t("identity", "identity_accuracy_balanced", 0.01, 0.9)]  # rose: not from the audio
-    w = audio_warnings(tests)
-    assert len(w) == 2
-    assert w[0].startswith("original, hypernym: AUROC is not shown to drop with mismatched audio") and "0.6" in w[0]
-    assert w[1].startswith("original, identity: identity is not shown to drop") and "not shown to use the audio" in w[1]
-
-
-def test_cascade_notes_say_where_the_own_label_beats_the_audio():
-    from shardkit.study.report import cascade_notes
-
-    def t(task, value, p_holm):
-        return {"a": "original", "b": "original · cascade", "task": task,
-                "diffs": {"auroc": {"value": value, "ci": [value - 0.05, value + 0.05]}}, "mcnemar": {"p_holm": p_holm}}
-
-    notes = cascade_notes([t("synonym", 0.2, 0.01), t("hypernym", 0.1, 0.3), t("synonym", -0.1, 0.01)])
-    assert len(notes) == 1 and notes[0].startswith("original, synonym: with its own identity answer")
-    assert "+0.20" in notes[0] and "does not reach what it heard" in notes[0]
 
 
 def test_plots_and_determinism(written):

@@ -63,6 +63,11 @@ def test_report_of_a_study(micro):
     assert "## The paper's table" in report and "| FT-Large |" in report and "+17.73 points" in report
     assert "## Does the model use the audio?" in report
     assert "## Does the reasoning reach what the model heard?" in report
+    (named,) = result["named"]  # split by the clips the original names right: its cascade was asked
+    assert named["condition"] == "original" and named["clips"] == 3 and 0 <= named["right"] <= 3
+    assert {x["row"] for x in named["levels"]} == {"original", "original · mismatched", "original · silence",
+                                                   "original · cascade", "control (original)"}
+    assert "## Where the reasoning stops: the clips each condition names right" in report
     for png in ("bars", "tradeoff", "pr", "loss"):
         assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     replay = next(s["id"] for s in result["stages"] if s["name"] == "replay=0" and s["kind"] == "train")
