@@ -11,7 +11,7 @@ from pathlib import Path
 from shardkit import __version__
 from shardkit.benchmark.config import SPLITS, BuildConfig
 from shardkit.errors import ShardkitError
-from shardkit.eval.config import SCORINGS, EvalConfig
+from shardkit.eval.config import SCORINGS, AttentionConfig, EvalConfig
 from shardkit.names import DTYPES, PLACEMENTS, POSITIONS
 from shardkit.train.config import DEFAULT_MIX, MODES, DataConfig, TrainConfig
 from shardkit.train.config import SPLITS as DATA_SPLITS
@@ -21,6 +21,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from shardkit.commands import (  # noqa: E402  (after the offline switches)
     cmd_ask,
+    cmd_attention,
     cmd_build,
     cmd_compare,
     cmd_doctor,
@@ -55,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     _models(sub)
     _ask(sub)
     _eval(sub)
+    _attention(sub)
     _compare(sub)
     _make_data(sub)
     _train(sub)
@@ -146,6 +148,33 @@ def _eval(sub) -> None:
     e.add_argument("--device", default=EvalConfig.device)
     e.add_argument("--dtype", default=EvalConfig.dtype, choices=DTYPES)
     e.set_defaults(func=cmd_eval)
+
+
+def _attention(sub) -> None:
+    a = sub.add_parser("attention", help="where attention goes: the share the answer and the candidate give the audio",
+                       formatter_class=Help,
+                       description="For each placement, the share of attention that each yes/no question's answer "
+                                   "position and candidate tokens give to the first token (attention sink), the "
+                                   "text before the audio, the audio and the text after it, per layer, averaged "
+                                   "over SHARD items with 95% clip-bootstrap CIs; the interleaved − prepended "
+                                   "audio share per layer with its paired CI. Writes OUT/attention.json and "
+                                   "OUT/plots/ (audio_by_layer.png, roles.png).")
+    a.add_argument("--model", default=AttentionConfig.model, help="model spec with a splice (tiny-ltu, ltu)")
+    a.add_argument("--shard", type=Path, required=True, metavar="DIR", help="folder from `shardkit build`")
+    a.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    a.add_argument("--placements", default=",".join(AttentionConfig.placements), help="comma list")
+    a.add_argument("--tasks", default=",".join(AttentionConfig.tasks), help="comma list of yes/no tasks")
+    a.add_argument("--limit", type=int, help="first N items of each task (default: all)")
+    a.add_argument("--layers", help="comma list of layers to measure, from 0 (default: all)")
+    a.add_argument("--per-head", action="store_true", help="also write each head's shares")
+    a.add_argument("--marker", default=AttentionConfig.position, choices=POSITIONS,
+                   help="where the <audio> marker stands in interleaved questions")
+    a.add_argument("--batch-size", type=int, default=AttentionConfig.batch_size)
+    a.add_argument("--n-boot", type=int, default=AttentionConfig.n_boot)
+    a.add_argument("--seed", type=int, default=AttentionConfig.seed)
+    a.add_argument("--device", default=AttentionConfig.device, help="cpu or cuda[:N]")
+    a.add_argument("--dtype", default=AttentionConfig.dtype, choices=DTYPES)
+    a.set_defaults(func=cmd_attention)
 
 
 def _compare(sub) -> None:

@@ -167,6 +167,37 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+def cmd_attention(args: argparse.Namespace) -> int:
+    import numpy as np
+    from rich.console import Console
+
+    from shardkit.eval.attention import measure
+    from shardkit.eval.config import AttentionConfig
+
+    layers = None
+    if args.layers:
+        try:
+            layers = tuple(int(x) for x in _csv(args.layers))
+        except ValueError:
+            raise ShardkitError(f"--layers takes a comma list of layer numbers, got {args.layers!r}") from None
+    cfg = AttentionConfig(model=args.model, shard=str(args.shard), placements=_csv(args.placements),
+                          tasks=_csv(args.tasks), limit=args.limit, layers=layers, per_head=args.per_head,
+                          batch_size=args.batch_size, n_boot=args.n_boot, seed=args.seed, position=args.marker,
+                          device=args.device, dtype=args.dtype)
+    with _progress("attention: questions") as progress:
+        result = measure(cfg, args.out, progress=progress)
+    console = Console()
+    for name, p in result["placements"].items():
+        audio = p["answer"]["audio"]
+        peak = int(np.nanargmax(audio["mean"]))
+        console.print(f"{name}: {p['n']} questions; the answer position gives the audio "
+                      f"{100 * np.nanmean(audio['mean']):.1f}% of its attention on average over layers, most in "
+                      f"layer {p['layers'][peak]} ({100 * audio['mean'][peak]:.1f}% "
+                      f"[{100 * audio['lo'][peak]:.1f}, {100 * audio['hi'][peak]:.1f}])")
+    console.print(f"wrote {args.out}/attention.json and {args.out}/plots/")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from accelerate import PartialState
     from rich.console import Console

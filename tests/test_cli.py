@@ -51,3 +51,17 @@ def test_defaults_are_the_config_classes():
                                                             DataConfig.shard_size, DataConfig.split)
     t = p.parse_args(["train", "--out", "o"])
     assert t.mode is None and t.batch_size is None  # unset: TrainConfig (after --config FILE) decides
+
+
+def test_attention_takes_its_defaults_from_its_config_and_refuses_bad_layers(capsys):
+    from shardkit.cli import main, parser
+    from shardkit.eval.config import AttentionConfig
+
+    a = parser().parse_args(["attention", "--shard", "s", "--out", "o"])
+    assert (a.model, a.batch_size, a.n_boot, a.marker, a.dtype) == (
+        AttentionConfig.model, AttentionConfig.batch_size, AttentionConfig.n_boot, AttentionConfig.position,
+        AttentionConfig.dtype)
+    assert tuple(a.placements.split(",")) == AttentionConfig.placements
+    assert main(["attention", "--shard", "s", "--out", "o", "--layers", "1,top"]) == 2
+    assert capsys.readouterr().err.strip() == ("shardkit attention: error: --layers takes a comma list of layer "
+                                               "numbers, got '1,top'")

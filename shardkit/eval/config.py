@@ -1,4 +1,5 @@
-"""What `shardkit eval` is asked to do: `EvalConfig`, checked on creation, and which of its keys may change on resume.
+"""What `shardkit eval` is asked to do: `EvalConfig`, checked on creation, and which of its keys may change on resume;
+what `shardkit attention` is asked to do: `AttentionConfig`.
 
 Kept apart from the runner (and from torch) so that the CLI's defaults, a study's sections and `--help` read it
 without loading a model library.
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 from shardkit.errors import ShardkitError
 from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, CONTROL, control_condition
-from shardkit.names import DTYPES, PLACEMENTS, POSITIONS, TASKS
+from shardkit.names import DTYPES, PLACEMENTS, POSITIONS, TASKS, YES_NO
 
 SCORINGS = ("generate", "yesno", "cloze")
 
@@ -76,3 +77,40 @@ class EvalConfig:
         cascade, then the text control."""
         audio = tuple(control_condition(p, c) for p in self.placements for c in self.audio_controls)
         return self.placements + audio + self.cascades + ((CONTROL,) if self.control else ())
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """`shardkit attention`: which model, SHARD items and placements to measure, and where attention is read."""
+
+    model: str = "tiny-ltu"
+    shard: str = ""
+    placements: tuple[str, ...] = PLACEMENTS
+    tasks: tuple[str, ...] = YES_NO
+    limit: int | None = None  # items per task (the first ones, as `shardkit eval --limit`)
+    layers: tuple[int, ...] | None = None  # None: every layer
+    per_head: bool = False  # also keep each head's shares (layers × heads × roles per placement and query)
+    batch_size: int = 16
+    n_boot: int = 1000
+    seed: int = 0
+    position: str = "middle"
+    cue: bool = True
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        problems = [f"placement {p!r} is not one of {', '.join(PLACEMENTS)}" for p in self.placements
+                    if p not in PLACEMENTS]
+        problems += [f"task {t!r} is not a yes/no task ({', '.join(YES_NO)})" for t in self.tasks if t not in YES_NO]
+        if self.position not in POSITIONS:
+            problems.append(f"position must be one of {', '.join(POSITIONS)}, got {self.position!r}")
+        if self.limit is not None and self.limit < 1:
+            problems.append(f"limit must be >= 1, got {self.limit}")
+        if self.batch_size < 1 or self.n_boot < 1:
+            problems.append("batch_size and n_boot must be >= 1")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.layers is not None and any(k < 0 for k in self.layers):
+            problems.append(f"layers are counted from 0, got {list(self.layers)}")
+        if problems:
+            raise ShardkitError("; ".join(problems))

@@ -16,7 +16,7 @@ import torch
 
 from shardkit.errors import ShardkitError
 from shardkit.models.audio_llm import AudioLLM
-from shardkit.models.prompts import AUDIO_ID, collate, encode
+from shardkit.models.prompts import AUDIO_ID, collate, encode, encode_spans, rendered
 from shardkit.names import Placement
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,54 @@ class SpliceAdapter:
             for (i, j), v, n in zip(chunk, lp, n_cont, strict=True):
                 scores[i][j] = float(v) / n if per_token else float(v)
         out.update({i: Result(scores[i]) for i in order})
+        return [out[i] for i in range(len(requests))]
+
+    @torch.no_grad()
+    def attention(self, requests: Sequence[Request], words: Sequence[str | None],
+                  layers: Sequence[int] | None = None) -> list[Result]:
+        """Where each prompt's attention goes (`models/attention.py`): the share of attention that its answer
+        position (the last token, where yes/no is read) and the tokens of `words[i]` (its last occurrence in the
+        prompt; None: the answer position only, the word's set NaN) give to the sink (the first token and BOS),
+        the text before the audio, the audio and the text after it. Result.value is [layers, heads, 2 (answer,
+        word), roles] as lists.
+
+        Every prompt runs whole (no shared prefix), the LM in eager attention; one layer's weights exist at a time.
+        """
+        from shardkit.models.attention import AttentionShares, token_roles
+
+        out: dict[int, Result] = {}
+        rows: dict[int, tuple[list[int], list[int]]] = {}  # request -> (ids, positions of its word)
+        for i, (r, word) in enumerate(zip(requests, words, strict=True)):
+            try:
+                self.audio_embeds(r.audio)
+                ids, _, spans = encode_spans(self.model.tokenizer, r.prompt, len(r.audio), self.model.n_audio_tokens,
+                                             r.placement, self.model.template)
+                at: list[int] = []
+                if word is not None:
+                    start = rendered(r.prompt, r.placement, self.model.template).rfind(word)
+                    if start < 0:
+                        raise ShardkitError(f"{word!r} is not in the prompt {r.prompt!r}")
+                    at = [k for k, (a, b) in enumerate(spans) if a < start + len(word) and b > start]
+                rows[i] = ids, at
+            except ShardkitError as e:
+                out[i] = Result(None, str(e))
+        order = sorted(rows, key=lambda i: len(rows[i][0]))
+        with AttentionShares(self.model.lm, layers=layers) as shares:
+            for chunk in self._chunks(order):
+                b = collate([rows[i][0] for i in chunk], self.model.pad_id)
+                s = b["input_ids"].shape[1]
+                queries = torch.zeros(len(chunk), 2, s, dtype=torch.bool)
+                queries[:, 0, -1] = True  # left-padded: the last column is every row's last token
+                for row, i in enumerate(chunk):
+                    ids, at = rows[i]
+                    queries[row, 1, [s - len(ids) + k for k in at]] = True
+                roles = token_roles(b["input_ids"], b["attention_mask"], self.model.tokenizer.bos_token_id)
+                shares.set_batch(roles.to(self.device), queries)
+                b = self._to_device(b)
+                audio = self.audio_embeds([a for i in chunk for a in requests[i].audio])
+                self.model(b["input_ids"], b["attention_mask"], b["position_ids"], audio)
+                got = shares.result()  # [layers, b, heads, 2, roles]
+                out.update({i: Result(got[:, row].tolist()) for row, i in enumerate(chunk)})
         return [out[i] for i in range(len(requests))]
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

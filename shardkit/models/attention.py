@@ -25,12 +25,12 @@ ROLES = ("sink", "before", "audio", "after")  # the first real token; text befor
 PAD = -1  # role of a padding position: no query gives it weight
 
 
-def token_roles(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def token_roles(input_ids: torch.Tensor, attention_mask: torch.Tensor, bos_id: int | None = None) -> torch.Tensor:
     """Role index (into ROLES) of every position of a left- or right-padded batch; PAD where the mask is 0.
 
-    The first real token is the sink whatever it holds (prepended audio before BOS makes it an audio slot: its
-    weight is the sink's, as in any LM, not evidence of listening). Text between two clips counts as "after".
-    Shapes: [b, s] → [b, s] (long).
+    The sink is the first real token whatever it holds, and BOS wherever it stands: prepended audio puts BOS after
+    the clip, and an LM parks its spare attention on BOS there too — weight that says nothing about listening.
+    Text between two clips counts as "after". Shapes: [b, s] → [b, s] (long).
     """
     real = attention_mask.bool()
     audio = (input_ids == AUDIO_ID) & real
@@ -38,6 +38,8 @@ def token_roles(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.
     roles = torch.where(seen_audio, torch.tensor(ROLES.index("after")), torch.tensor(ROLES.index("before")))
     roles = torch.where(audio, torch.tensor(ROLES.index("audio")), roles)
     first = (real.long().cumsum(-1) == 1) & real  # the first real position of each row
+    if bos_id is not None:
+        first = first | ((input_ids == bos_id) & real)
     roles = torch.where(first, torch.tensor(ROLES.index("sink")), roles)
     return torch.where(real, roles, torch.tensor(PAD))
 
@@ -52,9 +54,10 @@ def _attention_modules(lm: nn.Module) -> list[nn.Module]:
 
 class AttentionShares(AbstractContextManager):
     """Inside `with AttentionShares(lm, roles, queries) as shares:` every forward of `lm` adds, per measured layer,
-    the attention that each row's query positions (`queries`, bool [b, s]) give to each key role (`roles` from
-    `token_roles`, [b, s]), averaged over those queries: `shares.result()` is [layers, b, heads, len(ROLES)], each
-    [.., roles] row summing to 1 (causal attention spreads all of its weight over real keys).
+    the attention that each row's query positions (`queries`, bool [b, s], or m sets of them [b, m, s]) give to
+    each key role (`roles` from `token_roles`, [b, s]), averaged over those queries: `shares.result()` is
+    [layers, b, heads, (m,) len(ROLES)], each [.., roles] row summing to 1 (causal attention spreads all of its
+    weight over real keys).
 
     Memory: the hook holds one layer's weights [b, heads, s, s] for the length of its call — what eager attention
     computes anyway — and keeps [b, heads, q, roles] while reducing; the result is [layers, b, heads, roles].
@@ -109,15 +112,18 @@ class AttentionShares(AbstractContextManager):
 
 def shares(weights: torch.Tensor, roles: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
     """Attention probabilities [b, h, s, s] (query, key) → the mean over each row's query positions of the weight
-    on each key role: [b, h, len(ROLES)] in float32. A row without queries gives NaN."""
+    on each key role, in float32: [b, h, len(ROLES)] for queries [b, s], or [b, h, m, len(ROLES)] for m sets of
+    query positions [b, m, s] (the answer position and the candidate's tokens, from one forward). A set without
+    positions gives NaN."""
     if roles is None or queries is None:
         raise ShardkitError("set the batch's token roles and query positions before the forward (set_batch)")
     b, _, s, k = weights.shape
-    if roles.shape != (b, k) or queries.shape != (b, s):
+    sets = queries if queries.dim() == 3 else queries[:, None]  # [b, m, s]
+    if roles.shape != (b, k) or sets.shape[::2] != (b, s):
         raise ShardkitError(f"roles {tuple(roles.shape)} / queries {tuple(queries.shape)} do not match attention "
                             f"weights {tuple(weights.shape)}")
-    onehot = torch.stack([roles == r for r in range(len(ROLES))], -1).to(torch.float32)  # [b, k, R]
-    picked = queries.to(torch.float32)  # [b, s]
-    per_query = torch.einsum("bhqk,bkr->bhqr", weights.to(torch.float32), onehot.to(weights.device))
-    total = torch.einsum("bhqr,bq->bhr", per_query, picked.to(weights.device))
-    return (total / picked.sum(-1).to(weights.device)[:, None, None]).cpu()
+    onehot = torch.stack([roles == r for r in range(len(ROLES))], -1).to(weights.device, torch.float32)  # [b, k, R]
+    picked = sets.to(weights.device, torch.float32)  # [b, m, s]
+    per_query = torch.einsum("bhqk,bkr->bhqr", weights.to(torch.float32), onehot)  # [b, h, s, R]
+    total = torch.einsum("bhqr,bmq->bhmr", per_query, picked) / picked.sum(-1)[:, None, :, None]  # [b, h, m, R]
+    return (total if queries.dim() == 3 else total[:, :, 0]).cpu()

@@ -67,6 +67,15 @@ def encode(tokenizer, instruction: str, n_clips: int, n_audio_tokens: int, place
 
     Interleaved needs exactly one marker per clip; prepended drops any markers from the text.
     """
+    ids, n_prompt, _ = encode_spans(tokenizer, instruction, n_clips, n_audio_tokens, placement, template, answer)
+    return ids, n_prompt
+
+
+def encode_spans(tokenizer, instruction: str, n_clips: int, n_audio_tokens: int, placement: Placement,
+                 template: Template, answer: str | None = None) -> tuple[list[int], int, list[tuple[int, int]]]:
+    """`encode`, and where each token comes from: its character span in `rendered(instruction, placement,
+    template)` ((-1, -1) for audio slots, BOS, the answer and EOS), so that a word of the question can be found
+    among the ids (the candidate whose attention `shardkit attention` measures)."""
     n_markers = instruction.count(AUDIO)
     placement = Placement(placement)
     if placement is Placement.INTERLEAVED and n_markers != n_clips:
@@ -75,22 +84,44 @@ def encode(tokenizer, instruction: str, n_clips: int, n_audio_tokens: int, place
         raise ShardkitError(f"prompt has {n_markers} {AUDIO} marker(s) but {n_clips} clip(s): {instruction!r}")
     bos = [tokenizer.bos_token_id] if template.add_bos and tokenizer.bos_token_id is not None else []
     run = [AUDIO_ID] * n_audio_tokens
+    none = (-1, -1)
+    ids: list[int] = []
+    spans: list[tuple[int, int]] = []
 
-    def tok(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False).input_ids if text else []
+    def add(new: list[int], where: list[tuple[int, int]] | None = None) -> None:
+        ids.extend(new)
+        spans.extend(where if where is not None else [none] * len(new))
 
+    def tok(text: str, at: int) -> None:
+        if text:
+            t = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            add(t.input_ids, [(at + a, at + b) for a, b in t.offset_mapping])
+
+    text = rendered(instruction, placement, template)
     if placement is Placement.PREPENDED:
-        text = " ".join(instruction.replace(AUDIO, " ").split()) if n_markers else instruction
-        ids = run * n_clips + bos + tok(template.render(text))
+        add(run * n_clips + bos)
+        tok(text, 0)
     else:
-        pieces = template.render(instruction).split(AUDIO)
-        ids = (run if pieces[0] == "" else []) + bos + tok(pieces[0])
+        pieces = text.split(AUDIO)
+        add((run if pieces[0] == "" else []) + bos)
+        tok(pieces[0], 0)
+        at = len(pieces[0])
         for k, piece in enumerate(pieces[1:]):
-            ids += ([] if k == 0 and pieces[0] == "" else run) + tok(piece)
+            add([] if k == 0 and pieces[0] == "" else run)
+            tok(piece, at + len(AUDIO))
+            at += len(AUDIO) + len(piece)
     n_prompt = len(ids)
     if answer is not None:
-        ids += tok(answer) + [tokenizer.eos_token_id]
-    return ids, n_prompt
+        add(tokenizer(answer, add_special_tokens=False).input_ids + [tokenizer.eos_token_id])
+    return ids, n_prompt, spans
+
+
+def rendered(instruction: str, placement: Placement, template: Template) -> str:
+    """The text the tokenizer reads: the template around the instruction, with its markers (interleaved) or with
+    them removed and the spaces closed up (prepended)."""
+    if Placement(placement) is Placement.PREPENDED and AUDIO in instruction:
+        instruction = " ".join(instruction.replace(AUDIO, " ").split())
+    return template.render(instruction)
 
 
 def truncate(ids: list[int], max_length: int) -> list[int]:

@@ -96,3 +96,20 @@ def test_questions_sharing_a_prefix_score_as_whole_prompts(adapter, clips):
         one = collate([encode(m.tokenizer, r.prompt, 1, N_A, r.placement, m.template)[0]], m.pad_id)
         want = m.yes_no(one["input_ids"], one["attention_mask"], one["position_ids"], adapter.audio_embeds(r.audio))
         assert abs(g.value - float(want[0])) < 1e-4
+
+
+def test_attention_batched_equals_alone_and_finds_the_word(adapter, clips):
+    reqs = requests(clips[0])
+    words = ["dog", "bird", None, "what"]
+    together = adapter.attention(reqs, words)
+    alone = [adapter.attention([r], [w])[0] for r, w in zip(reqs, words, strict=True)]
+    for x, y in zip(together, alone, strict=True):
+        assert x.error is None and np.allclose(x.value, y.value, atol=1e-5, equal_nan=True)
+    got = np.array(together[0].value)  # [layers, heads, (answer, word), roles]
+    assert got.shape == (2, 4, 2, 4) and np.allclose(got.sum(-1), 1, atol=1e-5)
+    assert np.isnan(np.array(together[2].value)[:, :, 1]).all()  # no word asked: only the answer position
+    # prepended: the audio runs before BOS, so its first slot is the sink and no text comes before the audio
+    assert np.array(together[2].value)[:, :, 0, 1].max() == 0 and np.array(together[0].value)[:, :, 0, 1].min() > 0
+    assert "'cow' is not in the prompt" in adapter.attention([reqs[0], reqs[1]], ["cow", "bird"])[0].error
+    bad = adapter.attention([Request("<audio> is it a dog ?", (clips[1],))], ["dog"])[0]
+    assert bad.value is None and bad.error

@@ -24,6 +24,8 @@ def test_roles_of_interleaved_prepended_and_text_only_rows():
     assert token_roles(ids, mask).tolist() == [[PAD, S, B, A, A, F],
                                                [S, A, F, F, F, F],  # audio before BOS: the first slot is the sink
                                                [PAD, PAD, PAD, S, B, B]]
+    # BOS (id 5 here) is a sink wherever it stands: after prepended audio, LMs park attention on it
+    assert token_roles(ids, mask, bos_id=5).tolist()[1] == [S, A, S, F, F, F]
 
 
 def _uniform(lm: nn.Module) -> nn.Module:
@@ -114,3 +116,19 @@ def test_only_the_layers_asked_and_clear_errors(audio_llm):
     assert sh.result().shape == (1, 1, 4, len(ROLES))
     with pytest.raises(ShardkitError, match="layers \\[5\\] do not exist"):
         AttentionShares(audio_llm.lm, layers=[5])
+
+
+def test_several_query_sets_in_one_forward_equal_one_at_a_time(audio_llm):
+    b = _batch(audio_llm, ["is the <audio> sound a kind of dog ?", "what <audio> it ?"], Placement.INTERLEAVED)
+    audio = audio_llm.encode_audio(torch.randn(2, 10, 6, generator=torch.Generator().manual_seed(2)))
+    roles = token_roles(b["input_ids"], b["attention_mask"])
+    last, word = torch.zeros_like(roles, dtype=torch.bool), torch.zeros_like(roles, dtype=torch.bool)
+    last[:, -1], word[:, -3:-1] = True, True
+    got = []
+    for queries in (torch.stack([last, word], 1), last, word):
+        with torch.no_grad(), AttentionShares(audio_llm.lm, roles, queries) as sh:
+            audio_llm(b["input_ids"], b["attention_mask"], b["position_ids"], audio)
+        got.append(sh.result())
+    assert got[0].shape == (2, 2, 4, 2, len(ROLES))
+    assert torch.allclose(got[0][:, :, :, 0], got[1], atol=1e-6)
+    assert torch.allclose(got[0][:, :, :, 1], got[2], atol=1e-6)

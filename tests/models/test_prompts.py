@@ -4,7 +4,17 @@ import pytest
 import torch
 
 from shardkit.errors import ShardkitError
-from shardkit.models.prompts import AUDIO_ID, IGNORE, TEMPLATES, collate, encode, place_marker, truncate
+from shardkit.models.prompts import (
+    AUDIO_ID,
+    IGNORE,
+    TEMPLATES,
+    collate,
+    encode,
+    encode_spans,
+    place_marker,
+    rendered,
+    truncate,
+)
 from shardkit.names import Placement
 from tests.models.tiny import tokenizer
 
@@ -86,3 +96,16 @@ def test_collate_left_pads_and_counts_positions_over_real_tokens():
     assert c["position_ids"].tolist() == [[0, 1, 2, 3], [0, 0, 0, 1]]
     assert c["labels"].tolist() == [[IGNORE, IGNORE, IGNORE, 6], [IGNORE, IGNORE, IGNORE, 7]]
     assert collate(seqs, pad_id=0)["labels"].tolist() == [[1, IGNORE, 5, 6], [IGNORE, IGNORE, 1, 7]]
+
+
+@pytest.mark.parametrize("placement", [Placement.INTERLEAVED, Placement.PREPENDED])
+def test_spans_find_each_word_of_the_question_among_the_ids(tok, placement):
+    q = "is the sound <audio> another word for dog ?"
+    ids, n_prompt, spans = encode_spans(tok, q, 1, 3, placement, TEMPLATES["alpaca_short"], answer="yes")
+    assert (ids, n_prompt) == encode(tok, q, 1, 3, placement, TEMPLATES["alpaca_short"], answer="yes")
+    text = rendered(q, placement, TEMPLATES["alpaca_short"])
+    start = text.rindex("dog")
+    at = [k for k, (a, b) in enumerate(spans) if a < start + 3 and b > start]
+    assert len(at) == 1 and tok.convert_ids_to_tokens(ids[at[0]]) == "dog"
+    assert all(spans[k] == (-1, -1) for k, x in enumerate(ids) if x == AUDIO_ID or k >= n_prompt)
+    assert ("<audio>" in text) == (placement is Placement.INTERLEAVED)
