@@ -159,7 +159,8 @@ def _attention(sub) -> None:
                                    "over SHARD items with 95% clip-bootstrap CIs; the interleaved − prepended "
                                    "audio share per layer with its paired CI. Writes OUT/attention.json and "
                                    "OUT/plots/ (audio_by_layer.png, roles.png).")
-    a.add_argument("--model", default=AttentionConfig.model, help="model spec with a splice (tiny-ltu, ltu)")
+    a.add_argument("--model", default=AttentionConfig.model,
+                   help="model spec: tiny-ltu, ltu or qwen2-audio (see `shardkit models`)")
     a.add_argument("--shard", type=Path, required=True, metavar="DIR", help="folder from `shardkit build`")
     a.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     a.add_argument("--placements", default=",".join(AttentionConfig.placements), help="comma list")

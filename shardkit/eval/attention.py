@@ -52,9 +52,6 @@ def measure(cfg: AttentionConfig, out: Path, progress: Callable[[int, int], None
     if not chosen:
         raise ShardkitError(f"{cfg.shard}: no items of tasks {', '.join(cfg.tasks)}")
     adapter = load_model(cfg.model, cfg.device, cfg.dtype)
-    if not hasattr(adapter, "attention"):
-        raise ShardkitError(f"{cfg.model}: attention analysis needs a splice model (tiny-ltu, ltu); "
-                            f"{type(adapter).__name__} has none yet")
     adapter.batch_size = cfg.batch_size
     style = PromptStyle(cfg.position, cfg.cue)
     clips = {c: k for k, c in enumerate(sorted({i["clip"]["id"] for i in chosen}))}

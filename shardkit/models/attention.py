@@ -25,15 +25,17 @@ ROLES = ("sink", "before", "audio", "after")  # the first real token; text befor
 PAD = -1  # role of a padding position: no query gives it weight
 
 
-def token_roles(input_ids: torch.Tensor, attention_mask: torch.Tensor, bos_id: int | None = None) -> torch.Tensor:
+def token_roles(input_ids: torch.Tensor, attention_mask: torch.Tensor, bos_id: int | None = None,
+                audio_id: int = AUDIO_ID) -> torch.Tensor:
     """Role index (into ROLES) of every position of a left- or right-padded batch; PAD where the mask is 0.
 
     The sink is the first real token whatever it holds, and BOS wherever it stands: prepended audio puts BOS after
     the clip, and an LM parks its spare attention on BOS there too — weight that says nothing about listening.
-    Text between two clips counts as "after". Shapes: [b, s] → [b, s] (long).
+    Text between two clips counts as "after". `audio_id` marks an audio position (shardkit's placeholder, or a
+    family's own audio token such as Qwen2-Audio's `<|AUDIO|>`). Shapes: [b, s] → [b, s] (long).
     """
     real = attention_mask.bool()
-    audio = (input_ids == AUDIO_ID) & real
+    audio = (input_ids == audio_id) & real
     seen_audio = audio.long().cumsum(-1) > 0  # at or after the first audio slot
     roles = torch.where(seen_audio, torch.tensor(ROLES.index("after")), torch.tensor(ROLES.index("before")))
     roles = torch.where(audio, torch.tensor(ROLES.index("audio")), roles)

@@ -227,6 +227,60 @@ class Qwen2AudioAdapter:
         return [out[i] for i in range(len(requests))]
 
 
+    @torch.no_grad()
+    def attention(self, requests: Sequence[Request], words: Sequence[str | None],
+                  layers: Sequence[int] | None = None) -> list[Result]:
+        """`SpliceAdapter.attention` for Qwen2-Audio: the share of attention that the answer position and the tokens
+        of `words[i]` give to the sink (the first token), the text before the audio, the `<|AUDIO|>` positions
+        and the text after them, per layer and head of the language model: [layers, heads, 2, roles] as lists."""
+        from shardkit.models.attention import AttentionShares, token_roles
+
+        audio_id = self.processor.audio_token_id
+        waves, errors, rows, order = self._prepare(requests)
+        out = {i: Result(None, e) for i, e in errors.items()}
+        at: dict[int, list[int]] = {}  # positions of the word in the expanded ids, counted from the row's start
+        for i in list(order):
+            try:
+                at[i] = self._word_positions(rows[i][0][0], words[i], [waves[a] for a in requests[i].audio])
+            except ShardkitError as e:
+                out[i] = Result(None, str(e))
+                order.remove(i)
+        with AttentionShares(self.model, layers=layers) as shares:
+            for chunk in self._chunks(order):
+                inputs = self._inputs([rows[i][0][0] for i in chunk],
+                                      [waves[a] for i in chunk for a in requests[i].audio])
+                ids, mask = inputs["input_ids"], inputs["attention_mask"]
+                s = ids.shape[1]
+                queries = torch.zeros(len(chunk), 2, s, dtype=torch.bool)
+                queries[:, 0, -1] = True  # left padding: every prompt ends in the last column
+                for row, i in enumerate(chunk):
+                    start = s - int(mask[row].sum())
+                    queries[row, 1, [start + k for k in at[i]]] = True
+                shares.set_batch(token_roles(ids, mask, audio_id=audio_id), queries)
+                self.model.model(**inputs, use_cache=False)
+                got = shares.result()  # [layers, b, heads, 2, roles]
+                out.update({i: Result(got[:, row].tolist()) for row, i in enumerate(chunk)})
+        return [out[i] for i in range(len(requests))]
+
+    def _word_positions(self, text: str, word: str | None, waves: list[np.ndarray]) -> list[int]:
+        """Positions of the tokens of `word` (its last occurrence in the chat text) in the ids the processor makes,
+        where each `<|AUDIO|>` becomes one position per encoder frame."""
+        if word is None:
+            return []
+        start = text.rfind(word)
+        if start < 0:
+            raise ShardkitError(f"{word!r} is not in the prompt {text!r}")
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        audio_id, extra, out = self.processor.audio_token_id, iter(audio_tokens(len(w)) - 1 for w in waves), []
+        shift = 0
+        for k, (tid, (a, b)) in enumerate(zip(enc.input_ids, enc.offset_mapping, strict=True)):
+            if a < start + len(word) and b > start:
+                out.append(k + shift)
+            if tid == audio_id:
+                shift += next(extra)
+        return out
+
+
 def load_qwen2_audio(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32,
                      batch_size: int = 8) -> Qwen2AudioAdapter:
     """Model and processor from a local checkpoint folder (as `save_pretrained` writes it); never the hub.

@@ -158,3 +158,45 @@ def test_registry_builds_it(checkpoint, tmp_path):
         parse_spec("qwen2-audio")
     with pytest.raises(ShardkitError, match="no such folder"):
         load_model(f"qwen2-audio:path={tmp_path / 'missing'}")
+
+
+def test_attention_reads_the_right_positions_batched_or_alone(adapter, clips):
+    (a, b, _), bad = clips
+    reqs = [Request("is the sound <audio> a dog ?", (a,)), Request("what is <audio> or <audio> ?", (b, a)),
+            Request("is the sound a cat ?", (b,), Placement.PREPENDED), Request("is it <audio> a bird ?", (bad,))]
+    words = ["dog", "what", "cat", "bird"]
+    together = adapter.attention(reqs, words)
+    alone = [adapter.attention([r], [w])[0] for r, w in zip(reqs, words, strict=True)]
+    assert together[3].value is None and together[3].error  # a bad clip fails its item only
+    for x, y in zip(together[:3], alone[:3], strict=True):
+        assert x.error is None and np.allclose(x.value, y.value, atol=1e-5)
+        got = np.array(x.value)  # [layers, heads, (answer, word), roles]
+        assert got.shape == (2, 4, 2, 4) and np.allclose(got.sum(-1), 1, atol=1e-5)
+    # the word's positions are where the processor's ids hold it, past each clip's expanded audio
+    waves = [load_audio(a.path)]
+    seen = ids_seen(adapter, reqs[0])
+    at = adapter._word_positions(adapter.render(reqs[0]), "dog", waves)
+    assert [seen[k] for k in at] == [adapter.tokenizer.convert_tokens_to_ids("dog")]
+    assert "'cow' is not in the prompt" in adapter.attention(reqs[:1], ["cow"])[0].error
+    assert np.array(together[2].value)[:, :, :, 1].min() > 0  # prepended Qwen2-Audio: the system turn comes first
+
+
+def test_attention_hooks_equal_the_full_maps(adapter, clips):
+    """The hooks' sums are the sums over `output_attentions` of the same forward, for the stock Qwen2 decoder."""
+    from shardkit.models.attention import ROLES, token_roles
+
+    (a, _, _), _ = clips
+    r = Request("is the sound <audio> a dog ?", (a,))
+    got = np.array(adapter.attention([r], [None])[0].value)[:, :, 0]  # answer position: [layers, heads, roles]
+    inputs = adapter._inputs([adapter.render(r)], [load_audio(a.path)])
+    impl = adapter.model.config._attn_implementation
+    adapter.model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            maps = adapter.model.model(**inputs, use_cache=False, output_attentions=True).attentions
+    finally:
+        adapter.model.set_attn_implementation(impl)
+    roles = token_roles(inputs["input_ids"], inputs["attention_mask"], audio_id=adapter.processor.audio_token_id)[0]
+    for layer, w in enumerate(maps):  # [1, heads, s, s]
+        want = np.stack([w[0, :, -1][:, roles == k].sum(-1).numpy() for k in range(len(ROLES))], -1)
+        assert np.allclose(got[layer], want, atol=1e-5), layer
