@@ -77,11 +77,17 @@ def measure(cfg: AttentionConfig, out: Path, progress: Callable[[int, int], None
         values[placement] = (arr, cluster, [chosen[j]["id"] for j in ok])
         heads = summarise(arr, cluster, cfg.n_boot, cfg.seed) if cfg.per_head else None
         mean = summarise(arr.mean(2), cluster, cfg.n_boot, cfg.seed)  # over heads: [layers, 2, roles]
+        over = arr.mean((1, 2))  # each item's mean over layers and heads: [n, 2, roles]
+        overall = summarise(over, cluster, cfg.n_boot, cfg.seed)
         result["placements"][placement] = {
             "n": len(ok), "errors": len(got) - len(ok),
             "layers": list(cfg.layers) if cfg.layers else list(range(arr.shape[1])),
             **{q: {r: {key: mean[key][:, qi, ri].tolist() for key in ("mean", "lo", "hi")}
                    for ri, r in enumerate(ROLES)} for qi, q in enumerate(QUERIES)},
+            "over_layers": {q: {r: {key: float(overall[key][qi, ri]) for key in ("mean", "lo", "hi")}
+                                for ri, r in enumerate(ROLES)} for qi, q in enumerate(QUERIES)},
+            "items": {"ids": values[placement][2], "clips": [chosen[j]["clip"]["id"] for j in ok],
+                      "over_layers": over.tolist()},  # per item, for paired tests between runs
             **({"per_head": {key: heads[key].tolist() for key in ("mean", "lo", "hi")}} if heads else {}),
         }
     if len(values) == 2:

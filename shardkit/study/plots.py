@@ -8,6 +8,7 @@ import numpy as np
 
 from shardkit.files import replacing
 from shardkit.names import YES_NO
+from shardkit.study.attention import draw_attention
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,15 @@ def draw(folder: Path, study: dict) -> None:
     axes[0][-1].legend([handles[n] for n in names], names, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     _save(fig, folder / "pr.png")
 
-    # 4. training loss against samples seen
+    # 4. where attention goes: the audio's share by layer, one line per condition (the attention branch)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if draw_attention(ax, study):
+        _save(fig, folder / "attention.png")
+    else:
+        plt.close(fig)
+        (folder / "attention.png").unlink(missing_ok=True)
+
+    # 5. training loss against samples seen
     losses = [x for x in study.get("losses") or [] if any(e.get("loss") is not None for e in x.get("log") or [])]
     if not losses:
         (folder / "loss.png").unlink(missing_ok=True)  # a stale curve from an earlier invocation would mislead

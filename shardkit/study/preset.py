@@ -35,6 +35,8 @@ class Ablations:
     control: tuple[str, ...] = ()  # conditions whose model is also asked with the label in words, no audio
     audio_control: tuple[str, ...] = ()  # conditions also asked over mismatched audio, over silence and with the
     #                                       model's own label for the clip in words (the cascade)
+    attention: tuple[str, ...] = ()  # conditions whose attention is measured (`shardkit attention`): the share the
+    #                                  answer and the candidate give the audio, per layer
 
     def __post_init__(self):
         """What fits the study: known conditions and positions, ranks and shares in range, and a condition that
@@ -43,7 +45,8 @@ class Ablations:
         if self.condition not in CONDITIONS:
             problems.append(f"condition={self.condition!r}: must be one of {', '.join(CONDITIONS)}")
         problems += [f"{key}: {c!r} is not one of {', '.join(CONDITIONS)}"
-                     for key in ("control", "audio_control") for c in getattr(self, key) if c not in CONDITIONS]
+                     for key in ("control", "audio_control", "attention") for c in getattr(self, key)
+                     if c not in CONDITIONS]
         problems += [f"position: {p!r} is not {', '.join(POSITIONS)}" for p in self.position if p not in POSITIONS]
         problems += [f"lora_rank: {r!r} is not a positive integer" for r in self.lora_rank if r < 1]
         problems += [f"replay: {x!r} is not a share in [0, 1)" for x in self.replay if not 0 <= x < 1]

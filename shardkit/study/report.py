@@ -12,6 +12,7 @@ from shardkit.eval.controls import CONTROL
 from shardkit.eval.report import fmt, fmt_diff, fmt_mde, fmt_n, fmt_p
 from shardkit.files import atomic_write
 from shardkit.names import YES_NO
+from shardkit.study.attention import attention_section
 from shardkit.study.audio_use import audio_diff, audio_warnings, cascade_notes, named_notes, named_section
 from shardkit.study.plots import IDENTITY, draw, row_metric
 
@@ -332,6 +333,7 @@ def write_report(out: Path, study: dict) -> None:
             lines += [f"## {title} (Holm-corrected within this table)", ""]
             lines += _tests_table(tests[key]) + [""]
     lines += named_section(study)
+    lines += attention_section(study)
     lines += [HOW_TO_READ, "", "## Plots", "",
               "![bars](plots/bars.png)", "", "*Each row's headline metrics with 95% CIs; conditions left, "
               "ablations and controls right.*", "",

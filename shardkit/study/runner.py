@@ -18,6 +18,7 @@ from shardkit.errors import ShardkitError
 from shardkit.eval.results import json_safe
 from shardkit.files import atomic_write
 from shardkit.names import TASKS, YES_NO
+from shardkit.study.attention import attention_of
 from shardkit.study.preset import PAPER_SIZES, Clips, StudyConfig
 from shardkit.study.stages import Plan, Stage, plan_study
 from shardkit.study.verdicts import across_seeds, balance_of, named_right, reference_of, spread, tests_of
@@ -76,6 +77,13 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
         cfg = replace(cfg, model=_spec(out, cfg.model, inputs["model"], inputs.get("base")),
                       shard=str(stage_dir(out, inputs["shard"])))
         run_eval(cfg, folder, progress=tick, rank=rank, world=world, barrier=barrier)
+    elif stage.kind == "attention":
+        from shardkit.eval.attention import measure
+
+        cfg = replace(cfg, model=_spec(out, cfg.model, inputs["model"], inputs.get("base")),
+                      shard=str(stage_dir(out, inputs["shard"])))
+        if rank == 0:
+            measure(cfg, folder, progress=tick)
     else:
         raise ShardkitError(f"unknown stage kind {stage.kind!r}")
 
@@ -179,6 +187,7 @@ def gather(cfg: StudyConfig, plan: Plan, out: Path) -> dict:
         "reference": across_seeds(reference, {s: v["reference"] for s, v in seeds.items()}, cfg.seeds[0]),
         "seeds": {"train": list(cfg.seeds), "more": seeds, "spread": spread(rows, seeds)} if seeds else None,
         "losses": losses,
+        "attention": attention_of(cfg, {name: stage_dir(out, sid) for name, sid in plan.attention.items()}),
     }
 
 

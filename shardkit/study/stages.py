@@ -13,19 +13,19 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from shardkit.benchmark.config import BuildConfig
-from shardkit.eval.config import EvalConfig
+from shardkit.eval.config import AttentionConfig, EvalConfig
 from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, control_condition
 from shardkit.study.preset import CONDITIONS, Clips, StudyConfig, Tuning
 from shardkit.train.config import DataConfig, TrainConfig
 
-KINDS = ("shard", "data", "train", "eval")
+KINDS = ("shard", "data", "train", "eval", "attention")
 
 
 @dataclass(frozen=True)
 class Stage:
-    kind: str  # shard | data | train | eval
+    kind: str  # shard | data | train | eval | attention
     name: str  # what the report calls it; not part of the id, so equal stages are run once
-    config: BuildConfig | DataConfig | TrainConfig | EvalConfig  # what its command runs with; paths set at run time
+    config: BuildConfig | DataConfig | TrainConfig | EvalConfig | AttentionConfig  # its command's; paths set at run
     inputs: Mapping[str, str | None] = field(default_factory=dict)  # role -> id of a stage it reads
     clips: Clips | None = None  # shard and data: where the clips come from
     device: str | None = None  # train: cpu or cuda[:N] (an eval's is in its config)
@@ -60,6 +60,7 @@ class Plan:
     rows: list[Row] = field(default_factory=list)  # the first training seed's: every table of the report
     tunings: dict[str, str] = field(default_factory=dict)  # report name -> train stage id (loss curves)
     replicates: dict[int, list[Row]] = field(default_factory=dict)  # further training seed -> its condition rows
+    attention: dict[str, str] = field(default_factory=dict)  # condition name -> attention stage id (first seed)
 
     def add(self, stage: Stage) -> str:
         self.stages.setdefault(stage.id, stage)
@@ -145,6 +146,13 @@ def plan_study(cfg: StudyConfig) -> Plan:
                             evaluate(name + tag, model[key], base, [], control=True), "text"))
         return rows, model, start, base
 
+    def attend(key: str, model: str | None, base: str | None) -> str:
+        a = AttentionConfig(model=cfg.model, placements=(placement[key],), limit=ev.limit, batch_size=ev.batch_size,
+                            n_boot=ev.n_boot, seed=cfg.seed, position=ev.position, cue=ev.cue, device=cfg.device,
+                            dtype=cfg.dtype)
+        return p.add(Stage("attention", f"attention: {CONDITIONS[key]}", a,
+                           {"shard": shard, "model": model, **({"base": base} if base else {})}))
+
     first, *more = cfg.seeds
     rows, model, start, base = replicate(first, "")
     p.rows += [r for r in rows if r.condition != "text"]
@@ -175,6 +183,7 @@ def plan_study(cfg: StudyConfig) -> Plan:
         p.rows.append(Row(name, "ablation", cond, f"{cond} with LoRA rank {r}, alpha {2 * r}",
                           evaluate(name, t, base, ["interleaved"]), "interleaved"))
     p.rows += texts
+    p.attention = {CONDITIONS[key]: attend(key, model[key], base) for key in ab.attention}
     for seed in more:
         p.replicates[seed] = replicate(seed, f" · seed {seed}")[0]
     return p

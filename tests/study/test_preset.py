@@ -19,14 +19,17 @@ def test_shipped_presets():
 
 
 def test_reasoning_preset_is_the_demo_with_an_instruct_base():
-    """cpu-reasoning changes nothing of cpu-demo but the instruct stage and the training seeds, with the recipe under
-    which SmolLM2 learnt to answer held-out relation questions while still naming clips: every linear layer, the
-    answer's loss only, 450 steps, prepended audio, a fifth of them labeling."""
+    """cpu-reasoning changes nothing of cpu-demo but the instruct stage, the training seeds and the attention branch,
+    with the recipe under which SmolLM2 learnt to answer held-out relation questions while still naming clips: every
+    linear layer, the answer's loss only, 450 steps, prepended audio, a fifth of them labeling."""
+    from dataclasses import replace
+
     demo, reasoning = load_preset("cpu-demo"), load_preset("cpu-reasoning")
     assert demo.instruct is None and reasoning.instruct is not None
-    differ = ("name", "description", "instruct", "train_seeds")
+    differ = ("name", "description", "instruct", "train_seeds", "ablations")
     assert {k: v for k, v in vars(reasoning).items() if k not in differ} == \
         {k: v for k, v in vars(demo).items() if k not in differ}
+    assert reasoning.ablations == replace(demo.ablations, attention=("original", "zero-shot", "ft-small", "ft-large"))
     assert demo.seeds == (0,) and reasoning.seeds == (0, 1, 2)
     train, data = reasoning.instruct.train, reasoning.instruct.data
     assert not train.train_on_prompt and len(train.lora_targets) == 7

@@ -13,7 +13,8 @@ name: micro
 stage0: {data: {size: 16}, train: {warmup_steps: 1}}
 tuning: {small: 16, large: 32, train: {warmup_steps: 1}}
 eval: {limit: 3, n_boot: 50, max_new_tokens: 6}
-ablations: {position: [start], replay: [0.0], control: [original, zero-shot], audio_control: [original]}
+ablations: {position: [start], replay: [0.0], control: [original, zero-shot], audio_control: [original],
+            attention: [original, ft-small]}
 """
 
 
@@ -57,7 +58,7 @@ def test_report_of_a_study(micro):
     assert result["scale"]["steps"] == {"stage 0": 2, "FT-Small": 2, "FT-Large": 4, "replay=0": 2}
     assert result["reference"][0]["paper"] == "+17.73 points" and result["reference"][0]["ours"] is not None
     # one eval stage serves both controls (same model); every stage once, each marked done
-    assert len(ran(result)) == len(result["stages"]) == len({s["id"] for s in result["stages"]}) == 16
+    assert len(ran(result)) == len(result["stages"]) == len({s["id"] for s in result["stages"]}) == 18
     assert all((out / "stages" / s["id"] / "done.json").is_file() for s in result["stages"])
     report = (out / "report.md").read_text()
     assert "## The paper's table" in report and "| FT-Large |" in report and "+17.73 points" in report
@@ -68,8 +69,13 @@ def test_report_of_a_study(micro):
     assert {x["row"] for x in named["levels"]} == {"original", "original · mismatched", "original · silence",
                                                    "original · cascade", "control (original)"}
     assert "## Where the reasoning stops: the clips each condition names right" in report
-    for png in ("bars", "tradeoff", "pr", "loss"):
+    for png in ("bars", "tradeoff", "pr", "loss", "attention"):
         assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    att = result["attention"]  # measured on each condition's own model and placement, paired with the original
+    assert {n: c["placement"] for n, c in att["conditions"].items()} == {"original": "prepended",
+                                                                        "FT-Small": "interleaved"}
+    assert [(t["b"], t["query"]) for t in att["tests"]] == [("FT-Small", "answer"), ("FT-Small", "candidate")]
+    assert "## Where attention goes" in report
     replay = next(s["id"] for s in result["stages"] if s["name"] == "replay=0" and s["kind"] == "train")
     setup = json.loads((out / "stages" / replay / "setup.json").read_text())  # the stage's config is what trained
     assert setup["config"] == {**json.loads((out / "stages" / replay / "done.json").read_text())["config"],
