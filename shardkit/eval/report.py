@@ -41,6 +41,11 @@ def fmt_diff(m: dict | None, pct: bool = True) -> str:
     return s if s == "–" or s.startswith("-") else "+" + s
 
 
+def fmt_cell(text) -> str:
+    """Text safe inside a markdown table cell (a "|" would split it)."""
+    return str(text).replace("|", "\\|")
+
+
 def fmt_p(x: float | None) -> str:
     return "–" if x is None else f"{x:.3g}"
 

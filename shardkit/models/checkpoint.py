@@ -67,16 +67,27 @@ def load_state(module: nn.Module, path: Path, what: str) -> None:
     module.load_state_dict({k: state[k].to(v.dtype) for k, v in own.items()})
 
 
-def load_tuned(model: nn.Module, path: Path) -> None:
+def load_tuned(model: nn.Module, path: Path, scale: float = 1.0) -> None:
     """Projector, encoder (if trained) and LoRA adapter (if any) of a training run, loaded into an AudioLLM.
 
     An LM that already carries an adapter (LTU's own, unmerged, or the one a resumed run trains) gets that
     adapter's weights replaced, which is what training it further produced; a plain LM is wrapped with the saved
-    adapter.
+    adapter. `scale` < 1 interpolates the run toward where it started, in weight space and without retraining (a
+    forgetting mitigation): the projector and encoder become start + scale × (tuned − start), the model's own
+    weights before this call being the start, and the LoRA's delta B·A is scaled by `scale` (its lora_B), which
+    needs a plain LM underneath (no adapter of its own to start from).
     """
     from peft import PeftModel, set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    if scale != 1.0:
+        if not 0 <= scale <= 1:
+            raise ShardkitError(f"scale={scale}: interpolation toward the start takes a value in [0, 1]")
+        if isinstance(model.lm, PeftModel):
+            raise ShardkitError("scale needs a plain LM under the tuned LoRA (merge the start's own adapter first, "
+                                "e.g. ltu:...,merge=1)")
+        starts = {m: {k: v.detach().clone() for k, v in m.state_dict().items()}
+                  for m in (model.projector, model.encoder)}
     folder = tuned_folder(path)
     load_state(model.projector, folder / PROJECTOR, "projector")
     if (folder / ENCODER).is_file():
@@ -91,6 +102,19 @@ def load_tuned(model: nn.Module, path: Path) -> None:
     else:
         dtype = next(model.lm.parameters()).dtype
         model.lm = PeftModel.from_pretrained(model.lm, folder / ADAPTER).to(dtype)
+    if scale != 1.0:
+        _interpolate(model, starts, scale)
+
+
+def _interpolate(model: nn.Module, starts: dict, scale: float) -> None:
+    """Projector and encoder to start + scale × (now − start); every LoRA delta B·A to scale × B·A."""
+    with torch.no_grad():
+        for module, start in starts.items():
+            module.load_state_dict({k: start[k] + scale * (v - start[k]) if v.is_floating_point() else v
+                                    for k, v in module.state_dict().items()})
+        for name, p in model.lm.named_parameters():
+            if "lora_B" in name:
+                p.mul_(scale)
 
 
 def merge_tuned(model: nn.Module, path: Path) -> None:

@@ -107,7 +107,10 @@ def _with(spec: str, folder: str, field: str, what: str) -> str:
           {"projector": "safetensors file of a trained projector (default: the untrained, seeded one)",
            "base": "`shardkit train` output to build on: its projector, and its LoRA merged into the LM (as LTU's "
                    "merge=1), so a tuning from this spec adds a fresh LoRA",
-           "ckpt": "`shardkit train` output (OUT, OUT/final or OUT/checkpoint-N): its projector and LoRA adapter"},
+           "ckpt": "`shardkit train` output (OUT, OUT/final or OUT/checkpoint-N): its projector and LoRA adapter",
+           "start": "`shardkit train` output the ckpt's tuning started from (e.g. stage 0), for scale=",
+           "scale": "α in [0, 1]: the ckpt interpolated toward where its tuning started (base=, then start=), "
+                    "without retraining: projector start + α × (tuned − start), LoRA delta × α"},
           tuned_key="ckpt", base_key="base")
 def _tiny_ltu(opts, device, dtype):
     from pathlib import Path
@@ -120,14 +123,27 @@ def _tiny_ltu(opts, device, dtype):
     path = Path(opts["projector"]) if "projector" in opts else None
     ckpt = Path(opts["ckpt"]) if "ckpt" in opts else None
     base = Path(opts["base"]) if "base" in opts else None
-    return build_tiny_ltu(projector_path=path, device=device, dtype=dtype, ckpt=ckpt, base=base)
+    start = Path(opts["start"]) if "start" in opts else None
+    if ("scale" in opts or start is not None) and ckpt is None:
+        raise ShardkitError("tiny-ltu: scale= and start= interpolate a ckpt=...; give one")
+    return build_tiny_ltu(projector_path=path, device=device, dtype=dtype, ckpt=ckpt, base=base, start=start,
+                          scale=_scale(opts))
+
+
+def _scale(opts: dict) -> float:
+    try:
+        return float(opts.get("scale", 1.0))
+    except ValueError:
+        raise ShardkitError(f"scale={opts['scale']!r}: give a number in [0, 1]") from None
 
 
 @register("ltu", "LTU: CAV-MAE → 32 tokens → LLaMA/Vicuna with LoRA, from ltu_ori_paper.bin and a local Vicuna folder",
           {"ckpt": "LTU checkpoint (encoder + projector + LoRA), e.g. ltu_ori_paper.bin",
            "llm": "local Vicuna/LLaMA folder LTU was trained on (config.json, weights, tokenizer)",
            "merge": "1 to merge LTU's LoRA into the base weights (faster; tuning then adds a fresh LoRA)",
-           "tuned": "`shardkit train` output started from this spec: its projector, encoder and LoRA on top"},
+           "tuned": "`shardkit train` output started from this spec: its projector, encoder and LoRA on top",
+           "scale": "α in [0, 1]: the tuned run interpolated toward LTU (needs merge=1): weights start + α × "
+                    "(tuned − start), LoRA delta × α"},
           required=("ckpt", "llm"), tuned_key="tuned")
 def _ltu(opts, device, dtype):
     from pathlib import Path
@@ -139,8 +155,10 @@ def _ltu(opts, device, dtype):
 
     model = load_ltu(Path(opts["ckpt"]), Path(opts["llm"]), device=device, dtype=dtype,
                      merge_lora=opts.get("merge") == "1")
+    if "scale" in opts and "tuned" not in opts:
+        raise ShardkitError("ltu: scale= interpolates a tuned=... run; give one")
     if "tuned" in opts:
-        load_tuned(model, Path(opts["tuned"]))
+        load_tuned(model, Path(opts["tuned"]), _scale(opts))
         model = model.to(device, dtype).eval()
     # fbank is cheap to recompute: no disk cache; encoder outputs are kept in memory per clip by the adapter
     return SpliceAdapter(model, ltu_fbank, "ltu-fbank", window_seconds=10.24, device=device, dtype=dtype)

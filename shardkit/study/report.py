@@ -10,10 +10,12 @@ from pathlib import Path
 
 from shardkit.eval.controls import CONTROL
 from shardkit.eval.report import fmt, fmt_diff, fmt_mde, fmt_n, fmt_p
+from shardkit.eval.report import fmt_cell as _cell
 from shardkit.files import atomic_write
 from shardkit.names import YES_NO
 from shardkit.study.attention import attention_section
 from shardkit.study.audio_use import audio_diff, audio_warnings, cascade_notes, named_notes, named_section
+from shardkit.study.forgetting import forgetting_section
 from shardkit.study.plots import IDENTITY, draw, row_metric
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,6 @@ def _count(n: int) -> str:
         if n >= div and n % div == 0:
             return f"{n // div}{suffix}"
     return f"{n:,}"
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|")
 
 
 def _scale(sc: dict) -> str:
@@ -333,6 +331,7 @@ def write_report(out: Path, study: dict) -> None:
             lines += [f"## {title} (Holm-corrected within this table)", ""]
             lines += _tests_table(tests[key]) + [""]
     lines += named_section(study)
+    lines += forgetting_section(rows)
     lines += attention_section(study)
     lines += [HOW_TO_READ, "", "## Plots", "",
               "![bars](plots/bars.png)", "", "*Each row's headline metrics with 95% CIs; conditions left, "

@@ -36,12 +36,15 @@ def is_done(out: Path, stage_id: str) -> bool:
     return (stage_dir(out, stage_id) / "done.json").is_file()
 
 
-def _spec(out: Path, model: str, tuned: str | None, base: str | None = None) -> str:
-    """The model spec of a stage: the preset's model, the instruct stage merged in, a tuning on top."""
+def _spec(out: Path, model: str, tuned: str | None, base: str | None = None, start: str | None = None) -> str:
+    """The model spec of a stage: the preset's model, the instruct stage merged in, a tuning on top (and, for a
+    tuning interpolated toward its start, the run it started from)."""
     from shardkit.models.registry import with_base, with_tuned
 
     if base:
         model = with_base(model, str(stage_dir(out, base).resolve()))
+    if start:
+        model = f"{model}{',' if ':' in model else ':'}start={stage_dir(out, start).resolve()}"
     return with_tuned(model, str(stage_dir(out, tuned).resolve())) if tuned else model
 
 
@@ -74,7 +77,7 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
     elif stage.kind == "eval":
         from shardkit.eval.runner import run_eval
 
-        cfg = replace(cfg, model=_spec(out, cfg.model, inputs["model"], inputs.get("base")),
+        cfg = replace(cfg, model=_spec(out, cfg.model, inputs["model"], inputs.get("base"), inputs.get("start")),
                       shard=str(stage_dir(out, inputs["shard"])))
         run_eval(cfg, folder, progress=tick, rank=rank, world=world, barrier=barrier)
     elif stage.kind == "attention":

@@ -92,11 +92,15 @@ def plan_study(cfg: StudyConfig) -> Plan:
         return p.add(Stage("train", name, replace(section.train, seed=seed, **change),
                            {"data": data_id, "start": start, **({"base": base} if base else {})}, device=cfg.device))
 
-    def evaluate(name: str, model: str | None, base: str | None, placements: list[str], control: bool = False,
-                 audio_controls: tuple[str, ...] = (), cascade: bool = False, **change) -> str:
+    def evaluate(name: str, tuned: str | None, base: str | None, placements: list[str], control: bool = False,
+                 audio_controls: tuple[str, ...] = (), cascade: bool = False, start: str | None = None,
+                 **change) -> str:
+        """An eval stage of the train stage `tuned` (None: the preset's model as it is); `change` sets EvalConfig
+        fields (a position, a cue, a model spec with options)."""
         e = replace(cfg.eval, placements=tuple(placements), control=control, audio_controls=tuple(audio_controls),
                     cascade=cascade, **change)
-        return p.add(Stage("eval", name, e, {"shard": shard, "model": model, **({"base": base} if base else {})}))
+        return p.add(Stage("eval", name, e, {"shard": shard, "model": tuned, **({"base": base} if base else {}),
+                                             **({"start": start} if start else {})}))
 
     tunings = {"ft-small": cfg.small, "ft-large": cfg.large}
     data_ids = {}
@@ -182,6 +186,13 @@ def plan_study(cfg: StudyConfig) -> Plan:
         t = p.tunings[name] = train(name, section, data_ids[cond], start, base, first, lora_r=r, lora_alpha=2 * r)
         p.rows.append(Row(name, "ablation", cond, f"{cond} with LoRA rank {r}, alpha {2 * r}",
                           evaluate(name, t, base, ["interleaved"]), "interleaved"))
+    large = CONDITIONS["ft-large"]
+    for alpha in ab.interpolate:  # FT-Large's weights moved back toward where its tuning started
+        scaled = f"{cfg.model}{',' if ':' in cfg.model else ':'}scale={alpha:g}"
+        p.rows.append(Row(f"FT-Large ×{alpha:g}", "ablation", large, f"{large}'s tuning scaled by α = {alpha:g} "
+                          "toward its start (weight space, no retraining)",
+                          evaluate(f"FT-Large ×{alpha:g}", model["ft-large"], base, ["interleaved"], start=start,
+                                   model=scaled), "interleaved"))
     p.rows += texts
     p.attention = {CONDITIONS[key]: attend(key, model[key], base) for key in ab.attention}
     for seed in more:

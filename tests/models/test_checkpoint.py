@@ -47,3 +47,54 @@ def test_load_state_names_the_missing_or_misshapen_tensor(tmp_path):
     save_file({"weight": torch.ones(2, 3, dtype=torch.float64), "bias": torch.ones(2)}, str(path))
     load_state(module, path, "projector")
     assert module.weight.dtype == torch.float32 and torch.equal(module.weight, torch.ones(2, 3))
+
+
+def _tiny_model(seed: int):
+    from shardkit.models.audio_llm import AudioLLM
+    from shardkit.models.prompts import TEMPLATES
+    from tests.models.tiny import llama, tokenizer
+
+    tok = tokenizer()
+    torch.manual_seed(seed)
+    return AudioLLM(nn.Identity(), nn.Linear(8, 32), llama(len(tok)), tok, 4, TEMPLATES["alpaca_short"]).eval()
+
+
+def test_scale_interpolates_a_tuned_run_toward_its_start(tmp_path):
+    """scale 0 is the start, 1 the tuned run, 0.5 the projector's midpoint and half of every LoRA delta."""
+    from peft import LoraConfig, get_peft_model
+
+    from shardkit.models.checkpoint import load_tuned, save_weights
+
+    tuned = _tiny_model(0)
+    tuned.lm = get_peft_model(tuned.lm, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in tuned.named_parameters():
+            if "lora_B" in name or name.startswith("projector"):
+                p.add_(torch.randn_like(p))
+    (tmp_path / "run").mkdir()
+    save_weights(tuned, tmp_path / "run", "projector+lora")
+    ids = torch.tensor([[1, 5, 6, 7]])
+
+    def loaded(scale: float):
+        m = _tiny_model(1)  # the start: its own projector, a plain LM
+        start = m.projector.weight.detach().clone()
+        load_tuned(m, tmp_path / "run", scale)
+        with torch.no_grad():
+            return m, start, m.lm(input_ids=ids).logits
+
+    plain = _tiny_model(1)
+    with torch.no_grad():
+        base_logits = plain.lm(input_ids=ids).logits
+    m0, start, logits0 = loaded(0.0)
+    assert torch.equal(m0.projector.weight, start) and torch.allclose(logits0, base_logits, atol=1e-6)
+    m1, _, logits1 = loaded(1.0)
+    assert torch.equal(m1.projector.weight, tuned.projector.weight) and not torch.allclose(logits1, base_logits)
+    half, start, _ = loaded(0.5)
+    assert torch.allclose(half.projector.weight, (start + tuned.projector.weight) / 2, atol=1e-6)
+    b_half = {n: p for n, p in half.lm.named_parameters() if "lora_B" in n}
+    b_full = {n: p for n, p in m1.lm.named_parameters() if "lora_B" in n}
+    assert b_half and all(torch.allclose(b_half[n], b_full[n] / 2) for n in b_half)
+    with pytest.raises(ShardkitError, match=r"scale=1.5: interpolation toward the start takes a value in \[0, 1\]"):
+        load_tuned(_tiny_model(1), tmp_path / "run", 1.5)
+    with pytest.raises(ShardkitError, match="scale needs a plain LM"):
+        load_tuned(m1, tmp_path / "run", 0.5)  # m1 already carries an adapter

@@ -29,7 +29,8 @@ def test_reasoning_preset_is_the_demo_with_an_instruct_base():
     differ = ("name", "description", "instruct", "train_seeds", "ablations")
     assert {k: v for k, v in vars(reasoning).items() if k not in differ} == \
         {k: v for k, v in vars(demo).items() if k not in differ}
-    assert reasoning.ablations == replace(demo.ablations, attention=("original", "zero-shot", "ft-small", "ft-large"))
+    assert reasoning.ablations == replace(demo.ablations, attention=("original", "zero-shot", "ft-small", "ft-large"),
+                                          interpolate=(0.25, 0.5, 0.75))
     assert demo.seeds == (0,) and reasoning.seeds == (0, 1, 2)
     train, data = reasoning.instruct.train, reasoning.instruct.data
     assert not train.train_on_prompt and len(train.lora_targets) == 7

@@ -14,7 +14,7 @@ stage0: {data: {size: 16}, train: {warmup_steps: 1}}
 tuning: {small: 16, large: 32, train: {warmup_steps: 1}}
 eval: {limit: 3, n_boot: 50, max_new_tokens: 6}
 ablations: {position: [start], replay: [0.0], control: [original, zero-shot], audio_control: [original],
-            attention: [original, ft-small]}
+            attention: [original, ft-small], interpolate: [0.5]}
 """
 
 
@@ -40,12 +40,12 @@ def test_report_of_a_study(micro):
     _, out, result = micro
     names = [r["name"] for r in result["rows"]]
     assert names == ["original", "zero-shot interleaved", "FT-Small", "FT-Large", "original · mismatched",
-                     "original · silence", "original · cascade", "position=start", "replay=0",
+                     "original · silence", "original · cascade", "position=start", "replay=0", "FT-Large ×0.5",
                      "control (original)", "control (zero-shot interleaved)"]
     assert all(len(r["metrics"]["synonym"]) > 3 and r["metrics"]["synonym"]["n"] == 3 for r in result["rows"])
     assert "identity" not in result["rows"][-1]["metrics"]  # the text control asks no identity question
     # claims: 3 × 3; the cascade asks the two yes/no tasks only
-    assert [len(result["tests"][k]) for k in ("claims", "audio", "cascade", "ablations")] == [9, 6, 2, 10]
+    assert [len(result["tests"][k]) for k in ("claims", "audio", "cascade", "ablations")] == [9, 6, 2, 13]
     assert {t["mcnemar"]["method"] for k in ("audio", "cascade") for t in result["tests"][k]
             if t["task"] != "identity"} == {"paired clip bootstrap of AUROC"}
     cascade = next(r for r in result["rows"] if r["name"] == "original · cascade")
@@ -58,7 +58,7 @@ def test_report_of_a_study(micro):
     assert result["scale"]["steps"] == {"stage 0": 2, "FT-Small": 2, "FT-Large": 4, "replay=0": 2}
     assert result["reference"][0]["paper"] == "+17.73 points" and result["reference"][0]["ours"] is not None
     # one eval stage serves both controls (same model); every stage once, each marked done
-    assert len(ran(result)) == len(result["stages"]) == len({s["id"] for s in result["stages"]}) == 18
+    assert len(ran(result)) == len(result["stages"]) == len({s["id"] for s in result["stages"]}) == 19
     assert all((out / "stages" / s["id"] / "done.json").is_file() for s in result["stages"])
     report = (out / "report.md").read_text()
     assert "## The paper's table" in report and "| FT-Large |" in report and "+17.73 points" in report
@@ -76,6 +76,11 @@ def test_report_of_a_study(micro):
                                                                         "FT-Small": "interleaved"}
     assert [(t["b"], t["query"]) for t in att["tests"]] == [("FT-Small", "answer"), ("FT-Small", "candidate")]
     assert "## Where attention goes" in report
+    # FT-Large moved halfway back to stage 0 in weight space: its own eval stage, a row of the forgetting table
+    half = next(s for s in result["stages"] if s["name"] == "FT-Large ×0.5")
+    spec = json.loads((out / "stages" / half["id"] / "config.json").read_text())["config"]["model"]
+    assert spec.startswith("tiny-ltu:scale=0.5,start=") and ",ckpt=" in spec
+    assert "## Forgetting and its mitigations" in report and "| FT-Large ×0.5 |" in report
     replay = next(s["id"] for s in result["stages"] if s["name"] == "replay=0" and s["kind"] == "train")
     setup = json.loads((out / "stages" / replay / "setup.json").read_text())  # the stage's config is what trained
     assert setup["config"] == {**json.loads((out / "stages" / replay / "done.json").read_text())["config"],

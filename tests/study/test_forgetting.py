@@ -1,0 +1,49 @@
+"""FT-Large's forgetting and its mitigations (study/forgetting.py): the Pareto front, the table, and the plan of the
+weight-space interpolation branch."""
+
+from shardkit.study.forgetting import forgetting_section, pareto
+from shardkit.study.preset import load_preset
+from shardkit.study.stages import plan_study
+
+
+def test_pareto_front_keeps_what_nothing_beats_on_both():
+    pts = {"a": (0.4, 0.5), "b": (0.2, 0.7), "c": (0.3, 0.4), "d": (0.4, 0.5), "e": (0.1, 0.1)}
+    assert pareto(pts) == {"a", "b", "d"}  # c loses to a on both; ties do not beat each other
+
+
+def _row(name, group, base, ident, f1):
+    m = {"value": f1, "ci": [f1 - 0.1, f1 + 0.1]}
+    return {"name": name, "group": group, "base": base,
+            "metrics": {"synonym": {"f1": m, "auroc": {"value": 0.6, "ci": [0.5, 0.7]}},
+                        "hypernym": {"f1": m, "auroc": {"value": 0.6, "ci": [0.5, 0.7]}},
+                        "identity": {"identity_accuracy_balanced": {"value": ident, "ci": [0, 1]}}}}
+
+
+def test_the_table_lists_ft_large_its_mitigations_and_the_original():
+    rows = [_row("original", "condition", None, 0.4, 0.3), _row("FT-Large", "condition", None, 0.1, 0.6),
+            _row("FT-Small", "condition", None, 0.3, 0.2), _row("FT-Large ×0.5", "ablation", "FT-Large", 0.3, 0.5),
+            _row("FT-Large ×0.25", "ablation", "FT-Large", 0.05, 0.55), _row("replay=0", "ablation", "FT-Small", 0.5,
+                                                                             0.5)]
+    md = forgetting_section(rows)
+    names = [line.split(" | ")[0][2:] for line in md if line.startswith("| ") and not line.startswith("| row")]
+    assert names == ["original", "FT-Large", "FT-Large ×0.5", "FT-Large ×0.25"]  # not FT-Small's ablation
+    star = {line.split(" | ")[0][2:]: line.endswith("| ★ |") for line in md if line.startswith("| ")}
+    assert star == {"row": False, "original": True, "FT-Large": True, "FT-Large ×0.5": True,
+                    "FT-Large ×0.25": False}  # ×0.25 labels and reasons worse than FT-Large itself
+    assert forgetting_section(rows[:3]) == []  # no mitigation asked: no section
+
+
+def test_interpolation_evaluates_ft_large_scaled_toward_its_start():
+    demo = plan_study(load_preset("cpu-demo"))
+    p = plan_study(load_preset("cpu-demo", {"ablations": {"interpolate": [0.25, 0.5]}}))
+    assert set(demo.stages) < set(p.stages) and len(p.stages) == len(demo.stages) + 2
+    rows = {r.name: r for r in p.rows}
+    assert rows["FT-Large ×0.5"].base == "FT-Large" and rows["FT-Large ×0.5"].group == "ablation"
+    stage = p.stages[rows["FT-Large ×0.5"].eval]
+    train = {s.name: sid for sid, s in p.stages.items() if s.kind == "train"}
+    assert stage.config.model == "tiny-ltu:scale=0.5" and stage.inputs["model"] == train["FT-Large"]
+    assert stage.inputs["start"] == train["stage 0"]  # cpu-demo tunes from stage 0's projector
+    reasoning = plan_study(load_preset("cpu-reasoning", {"ablations": {"interpolate": [0.5]}}))
+    r = next(x for x in reasoning.rows if x.name == "FT-Large ×0.5")
+    inputs = reasoning.stages[r.eval].inputs
+    assert "start" not in inputs and inputs["base"]  # from the instruct base, which holds the projector
