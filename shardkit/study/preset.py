@@ -39,6 +39,8 @@ class Ablations:
     #                                  answer and the candidate give the audio, per layer
     interpolate: tuple[float, ...] = ()  # FT-Large moved back toward its start in weight space by these α (0: the
     #                                      start, 1: FT-Large), evaluated without retraining: a forgetting mitigation
+    large_replay: tuple[float, ...] = ()  # FT-Large retuned with these replay shares: the replay sweep against its
+    #                                       forgetting (the tuning mix's own share is FT-Large itself)
 
     def __post_init__(self):
         """What fits the study: known conditions and positions, ranks and shares in range, and a condition that
@@ -51,7 +53,8 @@ class Ablations:
                      if c not in CONDITIONS]
         problems += [f"position: {p!r} is not {', '.join(POSITIONS)}" for p in self.position if p not in POSITIONS]
         problems += [f"lora_rank: {r!r} is not a positive integer" for r in self.lora_rank if r < 1]
-        problems += [f"replay: {x!r} is not a share in [0, 1)" for x in self.replay if not 0 <= x < 1]
+        problems += [f"{key}: {x!r} is not a share in [0, 1)" for key in ("replay", "large_replay")
+                     for x in getattr(self, key) if not 0 <= x < 1]
         problems += [f"interpolate: {x!r} is not an α in (0, 1)" for x in self.interpolate if not 0 < x < 1]
         if self.condition == "original" and (self.position or self.cue):
             problems.append("condition=original prepends the audio: position and cue ablations need an "

@@ -175,18 +175,20 @@ def plan_study(cfg: StudyConfig) -> Plan:
         p.rows.append(Row(name, "ablation", cond, f"{cond}, question {'names' if cue else 'does not name'} the "
                                                   f"modality", e, "interleaved"))
     section = cfg.tuning
-    for share in ab.replay:
-        name = f"replay={share:g}"
-        d = data(name, section, tunings[on], mix=_replay_mix(section.data.mix, share))
-        t = p.tunings[name] = train(name, section, d, start, base, first)
-        p.rows.append(Row(name, "ablation", cond, f"{cond} tuned with {share:.0%} replay of prepended prompts",
-                          evaluate(name, t, base, ["interleaved"]), "interleaved"))
+    large = CONDITIONS["ft-large"]
+    for key, shares, prefix in ((on, ab.replay, ""), ("ft-large", ab.large_replay, f"{large} ")):
+        for share in shares:  # the condition (or FT-Large, a forgetting mitigation) retuned with another replay share
+            name, varies = f"{prefix}replay={share:g}", CONDITIONS[key]
+            d = data(name, section, tunings[key], mix=_replay_mix(section.data.mix, share))
+            t = p.tunings[name] = train(name, section, d, start, base, first)
+            p.rows.append(Row(name, "ablation", varies, f"{varies} tuned with {share:.0%} replay of prepended "
+                                                        "prompts", evaluate(name, t, base, ["interleaved"]),
+                              "interleaved"))
     for r in ab.lora_rank:
         name = f"LoRA r={r}"
         t = p.tunings[name] = train(name, section, data_ids[cond], start, base, first, lora_r=r, lora_alpha=2 * r)
         p.rows.append(Row(name, "ablation", cond, f"{cond} with LoRA rank {r}, alpha {2 * r}",
                           evaluate(name, t, base, ["interleaved"]), "interleaved"))
-    large = CONDITIONS["ft-large"]
     for alpha in ab.interpolate:  # FT-Large's weights moved back toward where its tuning started
         scaled = f"{cfg.model}{',' if ':' in cfg.model else ':'}scale={alpha:g}"
         p.rows.append(Row(f"FT-Large ×{alpha:g}", "ablation", large, f"{large}'s tuning scaled by α = {alpha:g} "

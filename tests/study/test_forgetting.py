@@ -47,3 +47,15 @@ def test_interpolation_evaluates_ft_large_scaled_toward_its_start():
     r = next(x for x in reasoning.rows if x.name == "FT-Large ×0.5")
     inputs = reasoning.stages[r.eval].inputs
     assert "start" not in inputs and inputs["base"]  # from the instruct base, which holds the projector
+
+
+def test_a_replay_sweep_retunes_ft_large_with_each_share():
+    demo = plan_study(load_preset("cpu-demo"))
+    p = plan_study(load_preset("cpu-demo", {"ablations": {"large_replay": [0.3]}}))
+    assert set(demo.stages) < set(p.stages) and len(p.stages) == len(demo.stages) + 3  # its data, tuning, eval
+    row = next(r for r in p.rows if r.name == "FT-Large replay=0.3")
+    assert (row.base, row.group) == ("FT-Large", "ablation")
+    train = p.stages[p.tunings["FT-Large replay=0.3"]]
+    data = p.stages[train.inputs["data"]].config
+    assert data.size == 1280 and abs(data.mix["replay"] - 0.3) < 1e-12 and abs(sum(data.mix.values()) - 1) < 1e-9
+    assert [r.name for r in p.rows if r.name.startswith("replay=")] == ["replay=0"]  # FT-Small's stays as it was

@@ -30,7 +30,7 @@ def test_reasoning_preset_is_the_demo_with_an_instruct_base():
     assert {k: v for k, v in vars(reasoning).items() if k not in differ} == \
         {k: v for k, v in vars(demo).items() if k not in differ}
     assert reasoning.ablations == replace(demo.ablations, attention=("original", "zero-shot", "ft-small", "ft-large"),
-                                          interpolate=(0.25, 0.5, 0.75))
+                                          interpolate=(0.25, 0.5, 0.75), large_replay=(0.3,))
     assert demo.seeds == (0,) and reasoning.seeds == (0, 1, 2)
     train, data = reasoning.instruct.train, reasoning.instruct.data
     assert not train.train_on_prompt and len(train.lora_targets) == 7
