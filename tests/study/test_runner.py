@@ -14,7 +14,7 @@ stage0: {data: {size: 16}, train: {warmup_steps: 1}}
 tuning: {small: 16, large: 32, train: {warmup_steps: 1}}
 eval: {limit: 3, n_boot: 50, max_new_tokens: 6}
 ablations: {position: [start], replay: [0.0], control: [original, zero-shot], audio_control: [original],
-            attention: [original, ft-small], interpolate: [0.5]}
+            attention: [original, ft-small], interpolate: [0.5], cue: false}
 """
 
 
