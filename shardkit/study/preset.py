@@ -25,6 +25,9 @@ SET_BY_STUDY = {"train": ("model", "data", "seed"),
                 "eval": ("model", "shard", "placements", "control", "audio_controls", "cascade", "device", "dtype")}
 
 
+PRETRAIN = ("interleaved", "mixed")  # how a base may be pre-trained instead of prepended (LTU's way)
+
+
 @dataclass(frozen=True)
 class Ablations:
     condition: str = "ft-small"  # the condition whose model and prompt the ablations vary (the paper's recommended one)
@@ -41,6 +44,8 @@ class Ablations:
     #                                      start, 1: FT-Large), evaluated without retraining: a forgetting mitigation
     large_replay: tuple[float, ...] = ()  # FT-Large retuned with these replay shares: the replay sweep against its
     #                                       forgetting (the tuning mix's own share is FT-Large itself)
+    pretrain: tuple[str, ...] = ()  # bases pre-trained with the audio interleaved or mixed instead of prepended (stage
+    #                                 0 and the instruct stage), each followed by the four conditions
 
     def __post_init__(self):
         """What fits the study: known conditions and positions, ranks and shares in range, and a condition that
@@ -56,6 +61,7 @@ class Ablations:
         problems += [f"{key}: {x!r} is not a share in [0, 1)" for key in ("replay", "large_replay")
                      for x in getattr(self, key) if not 0 <= x < 1]
         problems += [f"interpolate: {x!r} is not an α in (0, 1)" for x in self.interpolate if not 0 < x < 1]
+        problems += [f"pretrain: {x!r} is not one of {', '.join(PRETRAIN)}" for x in self.pretrain if x not in PRETRAIN]
         if self.condition == "original" and (self.position or self.cue):
             problems.append("condition=original prepends the audio: position and cue ablations need an "
                             "interleaved condition")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from shardkit.benchmark.config import BuildConfig
+from shardkit.errors import ShardkitError
 from shardkit.eval.config import AttentionConfig, EvalConfig
 from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, control_condition
 from shardkit.study.preset import CONDITIONS, Clips, StudyConfig, Tuning
@@ -75,6 +76,19 @@ def _replay_mix(mix: Mapping[str, float], share: float) -> dict:
     return {**out, "replay": share} if share else out
 
 
+def _pretrain_data(data: DataConfig, how: str) -> DataConfig:
+    """Stage 0's or the instruct stage's data with its audio placed `how`: interleaved puts every labeling prompt
+    (replay, always prepended) and every audio question at its marker; mixed turns half of the labeling prompts
+    into interleaved ones and leaves the questions' placement as it was."""
+    mix = {k: float(v) for k, v in data.mix.items()}
+    share = mix.pop("replay", 0.0)
+    moved = share if how == "interleaved" else share / 2
+    mix["identity"] = mix.get("identity", 0.0) + moved
+    if share - moved:
+        mix["replay"] = share - moved
+    return replace(data, mix=mix, placement="interleaved" if how == "interleaved" else data.placement)
+
+
 def plan_study(cfg: StudyConfig) -> Plan:
     """Every stage the preset asks for, deduplicated, in an order that runs each after its inputs: the first
     training seed's whole study (conditions, controls, ablations), then each further seed's tunings and conditions.
@@ -118,11 +132,14 @@ def plan_study(cfg: StudyConfig) -> Plan:
     heard = {"mismatched": "over a clip of another class", "silence": "over 10 s of silence",
              CASCADE: "with its own identity answer in words instead of the audio"}
 
-    def replicate(seed: int, tag: str) -> tuple[list[Row], dict, str | None, str | None]:
+    def replicate(seed: int, tag: str, pretrain: dict[str, str] | None = None
+                  ) -> tuple[list[Row], dict, str | None, str | None]:
         """One training seed's tunings and the four conditions (with their audio and text controls): (rows,
-        model per condition, stage-0 start, instruct base)."""
+        model per condition, stage-0 start, instruct base). `pretrain` replaces the data of stage 0 and the
+        instruct stage (name → data stage id): another base, the same four conditions from it, no controls."""
         def tune(name: str, section: dict, start: str | None, base: str | None) -> str:
-            p.tunings[name + tag] = train(name + tag, section, data_ids[name], start, base, seed)
+            data_id = (pretrain or {}).get(name, data_ids[name])
+            p.tunings[name + tag] = train(name + tag, section, data_id, start, base, seed)
             return p.tunings[name + tag]
 
         start = base = None  # base: the instruct stage, merged into the model every later stage starts from
@@ -135,7 +152,7 @@ def plan_study(cfg: StudyConfig) -> Plan:
             model[key] = tune(CONDITIONS[key], cfg.tuning, start, base)
         rows, audio_rows = [], []
         for key, name in CONDITIONS.items():
-            controls = AUDIO_CONTROLS if key in ab.audio_control else ()
+            controls = AUDIO_CONTROLS if key in ab.audio_control and pretrain is None else ()
             e = evaluate(name + tag, model[key], base, [placement[key]], audio_controls=controls,
                          cascade=bool(controls))
             rows.append(Row(name, "condition", None, described[key], e, placement[key]))
@@ -143,7 +160,7 @@ def plan_study(cfg: StudyConfig) -> Plan:
                                control_condition(placement[key], c))
                            for c in (*controls, *((CASCADE,) if controls else ()))]  # same run, same model
         rows += audio_rows
-        for key in ab.control:
+        for key in ab.control if pretrain is None else ():
             name = f"control ({CONDITIONS[key]})"
             rows.append(Row(name, "control", CONDITIONS[key], f"{CONDITIONS[key]} model, the label in words "
                                                               f"instead of audio",
@@ -195,6 +212,20 @@ def plan_study(cfg: StudyConfig) -> Plan:
                           "toward its start (weight space, no retraining)",
                           evaluate(f"FT-Large ×{alpha:g}", model["ft-large"], base, ["interleaved"], start=start,
                                    model=scaled), "interleaved"))
+    if ab.pretrain and not (cfg.stage0 or cfg.instruct):
+        raise ShardkitError("ablations.pretrain varies how the base is pre-trained: the preset needs a stage0 or an "
+                            "instruct section (a model pre-trained elsewhere, such as LTU, cannot be re-pre-trained)")
+    for how in ab.pretrain:  # the base pre-trained with the audio interleaved (or mixed), and the conditions from it
+        tag = f" · {how} base"
+        sections = {"stage 0": cfg.stage0, "instruct": cfg.instruct}
+        swapped = {}
+        for name, sec in sections.items():
+            if sec:
+                moved = _pretrain_data(sec.data, how)
+                swapped[name] = data(name + tag, sec, sec.data.size, mix=moved.mix, placement=moved.placement)
+        variant = replicate(first, tag, swapped)[0]
+        p.rows += [replace(r, name=r.name + tag, group="ablation", base=r.name,
+                           description=f"{r.name}, from a base pre-trained with {how} audio") for r in variant]
     p.rows += texts
     p.attention = {CONDITIONS[key]: attend(key, model[key], base) for key in ab.attention}
     for seed in more:

@@ -59,3 +59,35 @@ def test_a_replay_sweep_retunes_ft_large_with_each_share():
     data = p.stages[train.inputs["data"]].config
     assert data.size == 1280 and abs(data.mix["replay"] - 0.3) < 1e-12 and abs(sum(data.mix.values()) - 1) < 1e-9
     assert [r.name for r in p.rows if r.name.startswith("replay=")] == ["replay=0"]  # FT-Small's stays as it was
+
+
+def test_a_base_pretrained_interleaved_gets_its_own_four_conditions():
+    import pytest
+
+    from shardkit.errors import ShardkitError
+
+    demo = plan_study(load_preset("cpu-demo"))
+    p = plan_study(load_preset("cpu-demo", {"ablations": {"pretrain": ["interleaved", "mixed"]}}))
+    assert set(demo.stages) < set(p.stages)
+    # per base: stage 0's data and tuning, FT-Small and FT-Large tunings, four evaluations (the tuning data is shared)
+    assert len(p.stages) == len(demo.stages) + 2 * 8
+    rows = {r.name: r for r in p.rows}
+    for cond in ("original", "zero-shot interleaved", "FT-Small", "FT-Large"):
+        r = rows[f"{cond} · interleaved base"]
+        assert (r.base, r.group) == (cond, "ablation")
+    s0 = p.stages[p.tunings["stage 0 · interleaved base"]]
+    data = p.stages[s0.inputs["data"]].config
+    def used(mix):
+        return {k: v for k, v in mix.items() if v}
+
+    assert data.placement == "interleaved" and used(data.mix) == {"identity": 1.0}  # every labeling prompt interleaved
+    mixed = p.stages[p.stages[p.tunings["stage 0 · mixed base"]].inputs["data"]].config
+    assert used(mixed.mix) == {"identity": 0.5, "replay": 0.5}
+    small = p.stages[p.tunings["FT-Small · interleaved base"]]
+    assert small.inputs["start"] == p.tunings["stage 0 · interleaved base"]
+    assert small.inputs["data"] == p.stages[p.tunings["FT-Small"]].inputs["data"]
+    other = [n for n in rows if n.endswith(" base")]
+    assert len(other) == 8 and not any(w in n for n in other for w in ("mismatched", "cascade", "control"))
+    with pytest.raises(ShardkitError, match="ablations.pretrain varies how the base is pre-trained"):
+        plan_study(load_preset("ltu-paper", {"model": "ltu:ckpt=/m/ltu.bin,llm=/m/v,merge=1",
+                                             "ablations": {"pretrain": ["interleaved"]}}))
