@@ -153,10 +153,10 @@ def _ltu(opts, device, dtype):
     from shardkit.models.checkpoint import load_tuned
     from shardkit.models.ltu import load_ltu
 
+    if "scale" in opts and "tuned" not in opts:  # before loading 7B parameters
+        raise ShardkitError("ltu: scale= interpolates a tuned=... run; give one")
     model = load_ltu(Path(opts["ckpt"]), Path(opts["llm"]), device=device, dtype=dtype,
                      merge_lora=opts.get("merge") == "1")
-    if "scale" in opts and "tuned" not in opts:
-        raise ShardkitError("ltu: scale= interpolates a tuned=... run; give one")
     if "tuned" in opts:
         load_tuned(model, Path(opts["tuned"]), _scale(opts))
         model = model.to(device, dtype).eval()

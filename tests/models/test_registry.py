@@ -48,3 +48,15 @@ def test_training_hint_names_the_spec_that_loads_its_output():
     spec = trained_spec("ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1", "runs/ft")
     assert spec == "ltu:ckpt=/m/ltu.bin,llm=/m/vicuna,merge=1,tuned=runs/ft"
     assert parse_spec(spec)[1]["tuned"] == "runs/ft"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("tiny-ltu:scale=0.5", "tiny-ltu: scale= and start= interpolate a ckpt=...; give one"),
+    ("tiny-ltu:start=/runs/stage0", "tiny-ltu: scale= and start= interpolate a ckpt=...; give one"),
+    ("tiny-ltu:ckpt=/runs/ft,scale=half", "scale='half': give a number in [0, 1]"),
+    ("ltu:ckpt=/m/ltu.bin,llm=/m/v,scale=0.5", "ltu: scale= interpolates a tuned=... run; give one"),
+])
+def test_interpolation_options_need_a_tuned_run(spec, message):
+    with pytest.raises(ShardkitError) as e:
+        load_model(spec)
+    assert str(e.value) == message
