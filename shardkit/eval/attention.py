@@ -18,6 +18,7 @@ import numpy as np
 
 from shardkit.errors import ShardkitError
 from shardkit.eval.config import AttentionConfig
+from shardkit.eval.results import json_safe
 from shardkit.eval.scoring import PromptStyle, make_request
 from shardkit.files import atomic_write
 from shardkit.stats import cluster_weights
@@ -25,7 +26,7 @@ from shardkit.stats import cluster_weights
 QUERIES = ("answer", "candidate")  # the position read for yes/no; the tokens of the candidate word
 
 
-def summarise(values: np.ndarray, cluster: np.ndarray, n_boot: int, seed: int) -> dict:
+def mean_ci(values: np.ndarray, cluster: np.ndarray, n_boot: int, seed: int) -> dict:
     """Item values [n, ...] → their mean with a clip-bootstrap CI, elementwise: {"mean", "lo", "hi"} arrays [...].
     Items whose value is NaN (no candidate token found) are left out of that element's mean."""
     flat = values.reshape(len(values), -1)  # [n, k]
@@ -75,10 +76,10 @@ def measure(cfg: AttentionConfig, out: Path, progress: Callable[[int, int], None
         arr = np.array([got[j].value for j in ok], dtype=np.float64)  # [n, layers, heads, 2, roles]
         cluster = np.array([clips[chosen[j]["clip"]["id"]] for j in ok])
         values[placement] = (arr, cluster, [chosen[j]["id"] for j in ok])
-        heads = summarise(arr, cluster, cfg.n_boot, cfg.seed) if cfg.per_head else None
-        mean = summarise(arr.mean(2), cluster, cfg.n_boot, cfg.seed)  # over heads: [layers, 2, roles]
+        heads = mean_ci(arr, cluster, cfg.n_boot, cfg.seed) if cfg.per_head else None
+        mean = mean_ci(arr.mean(2), cluster, cfg.n_boot, cfg.seed)  # over heads: [layers, 2, roles]
         over = arr.mean((1, 2))  # each item's mean over layers and heads: [n, 2, roles]
-        overall = summarise(over, cluster, cfg.n_boot, cfg.seed)
+        overall = mean_ci(over, cluster, cfg.n_boot, cfg.seed)
         result["placements"][placement] = {
             "n": len(ok), "errors": len(got) - len(ok),
             "layers": list(cfg.layers) if cfg.layers else list(range(arr.shape[1])),
@@ -92,7 +93,7 @@ def measure(cfg: AttentionConfig, out: Path, progress: Callable[[int, int], None
         }
     if len(values) == 2:
         result["audio_share_difference"] = _paired_audio_difference(values, cfg, ROLES.index("audio"))
-    atomic_write(out / "attention.json", json.dumps(result, indent=1, allow_nan=True))
+    atomic_write(out / "attention.json", json.dumps(json_safe(result), indent=1))  # strict JSON: NaN is null
     draw(out / "plots", result)
     return result
 
@@ -105,7 +106,7 @@ def _paired_audio_difference(values: dict, cfg: AttentionConfig, audio: int) -> 
     ka, kb = ({item: j for j, item in enumerate(ids)} for ids in (ia, ib))
     xa = a[[ka[x] for x in both]].mean(2)[..., audio]  # [n, layers, 2]
     xb = b[[kb[x] for x in both]].mean(2)[..., audio]
-    d = summarise(xb - xa, ca[[ka[x] for x in both]], cfg.n_boot, cfg.seed)
+    d = mean_ci(xb - xa, ca[[ka[x] for x in both]], cfg.n_boot, cfg.seed)
     return {"a": pa, "b": pb, "n": len(both),
             **{q: {key: d[key][:, qi].tolist() for key in ("mean", "lo", "hi")} for qi, q in enumerate(QUERIES)}}
 

@@ -209,7 +209,7 @@ class SpliceAdapter:
 
         Every prompt runs whole (no shared prefix), the LM in eager attention; one layer's weights exist at a time.
         """
-        from shardkit.models.attention import AttentionShares, token_roles
+        from shardkit.models.attention import AttentionShares, answer_and_word, token_roles
 
         out: dict[int, Result] = {}
         rows: dict[int, tuple[list[int], list[int]]] = {}  # request -> (ids, positions of its word)
@@ -231,14 +231,9 @@ class SpliceAdapter:
         with AttentionShares(self.model.lm, layers=layers) as shares:
             for chunk in self._chunks(order):
                 b = collate([rows[i][0] for i in chunk], self.model.pad_id)
-                s = b["input_ids"].shape[1]
-                queries = torch.zeros(len(chunk), 2, s, dtype=torch.bool)
-                queries[:, 0, -1] = True  # left-padded: the last column is every row's last token
-                for row, i in enumerate(chunk):
-                    ids, at = rows[i]
-                    queries[row, 1, [s - len(ids) + k for k in at]] = True
                 roles = token_roles(b["input_ids"], b["attention_mask"], self.model.tokenizer.bos_token_id)
-                shares.set_batch(roles.to(self.device), queries)
+                words_at = answer_and_word(b["attention_mask"], [rows[i][1] for i in chunk])
+                shares.set_batch(roles.to(self.device), words_at)
                 b = self._to_device(b)
                 audio = self.audio_embeds([a for i in chunk for a in requests[i].audio])
                 self.model(b["input_ids"], b["attention_mask"], b["position_ids"], audio)

@@ -21,7 +21,7 @@ from torch import nn
 from shardkit.errors import ShardkitError
 from shardkit.models.prompts import AUDIO_ID
 
-ROLES = ("sink", "before", "audio", "after")  # the first real token; text before the first audio slot; audio; after
+ROLES = ("sink", "before", "audio", "after")  # first token and BOS; text before the first audio slot; audio; after
 PAD = -1  # role of a padding position: no query gives it weight
 
 
@@ -62,7 +62,8 @@ class AttentionShares(AbstractContextManager):
     weight over real keys).
 
     Memory: the hook holds one layer's weights [b, heads, s, s] for the length of its call — what eager attention
-    computes anyway — and keeps [b, heads, q, roles] while reducing; the result is [layers, b, heads, roles].
+    computes anyway — and reduces them through [b, heads, m, s] (the asked query sets only) to [b, heads, m, roles];
+    the result is [layers, b, heads, (m,) roles].
     Set roles and queries for each batch with `set_batch` when one context serves several forwards.
     """
 
@@ -126,6 +127,18 @@ def shares(weights: torch.Tensor, roles: torch.Tensor, queries: torch.Tensor) ->
                             f"weights {tuple(weights.shape)}")
     onehot = torch.stack([roles == r for r in range(len(ROLES))], -1).to(weights.device, torch.float32)  # [b, k, R]
     picked = sets.to(weights.device, torch.float32)  # [b, m, s]
-    per_query = torch.einsum("bhqk,bkr->bhqr", weights.to(torch.float32), onehot)  # [b, h, s, R]
-    total = torch.einsum("bhqr,bmq->bhmr", per_query, picked) / picked.sum(-1)[:, None, :, None]  # [b, h, m, R]
+    asked = torch.einsum("bhqk,bmq->bhmk", weights.to(torch.float32), picked)  # the asked queries' rows only
+    total = torch.einsum("bhmk,bkr->bhmr", asked, onehot) / picked.sum(-1)[:, None, :, None]  # [b, h, m, R]
     return (total if queries.dim() == 3 else total[:, :, 0]).cpu()
+
+
+def answer_and_word(mask: torch.Tensor, words: list[list[int]]) -> torch.Tensor:
+    """The two query sets every family measures, for a left-padded batch: the last position (where yes/no is read)
+    and the word's tokens, given as positions from each row's first real token. Shapes: mask [b, s] → [b, 2, s]."""
+    b, s = mask.shape
+    queries = torch.zeros(b, 2, s, dtype=torch.bool)
+    queries[:, 0, -1] = True  # left padding puts every row's last token in the last column
+    for row, at in enumerate(words):
+        start = s - int(mask[row].sum())
+        queries[row, 1, [start + k for k in at]] = True
+    return queries

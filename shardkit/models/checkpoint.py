@@ -80,15 +80,15 @@ def load_tuned(model: nn.Module, path: Path, scale: float = 1.0) -> None:
     from peft import PeftModel, set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    folder = tuned_folder(path)
     if scale != 1.0:
         if not 0 <= scale <= 1:
             raise ShardkitError(f"scale={scale}: interpolation toward the start takes a value in [0, 1]")
         if isinstance(model.lm, PeftModel):
             raise ShardkitError("scale needs a plain LM under the tuned LoRA (merge the start's own adapter first, "
                                 "e.g. ltu:...,merge=1)")
-        starts = {m: {k: v.detach().clone() for k, v in m.state_dict().items()}
-                  for m in (model.projector, model.encoder)}
-    folder = tuned_folder(path)
+        trained = [model.projector] + ([model.encoder] if (folder / ENCODER).is_file() else [])  # what loads below
+        starts = {m: {k: v.detach().clone() for k, v in m.state_dict().items()} for m in trained}
     load_state(model.projector, folder / PROJECTOR, "projector")
     if (folder / ENCODER).is_file():
         load_state(model.encoder, folder / ENCODER, "encoder")

@@ -233,7 +233,7 @@ class Qwen2AudioAdapter:
         """`SpliceAdapter.attention` for Qwen2-Audio: the share of attention that the answer position and the tokens
         of `words[i]` give to the sink (the first token), the text before the audio, the `<|AUDIO|>` positions
         and the text after them, per layer and head of the language model: [layers, heads, 2, roles] as lists."""
-        from shardkit.models.attention import AttentionShares, token_roles
+        from shardkit.models.attention import AttentionShares, answer_and_word, token_roles
 
         audio_id = self.processor.audio_token_id
         waves, errors, rows, order = self._prepare(requests)
@@ -250,13 +250,8 @@ class Qwen2AudioAdapter:
                 inputs = self._inputs([rows[i][0][0] for i in chunk],
                                       [waves[a] for i in chunk for a in requests[i].audio])
                 ids, mask = inputs["input_ids"], inputs["attention_mask"]
-                s = ids.shape[1]
-                queries = torch.zeros(len(chunk), 2, s, dtype=torch.bool)
-                queries[:, 0, -1] = True  # left padding: every prompt ends in the last column
-                for row, i in enumerate(chunk):
-                    start = s - int(mask[row].sum())
-                    queries[row, 1, [start + k for k in at[i]]] = True
-                shares.set_batch(token_roles(ids, mask, audio_id=audio_id), queries)
+                shares.set_batch(token_roles(ids, mask, audio_id=audio_id),
+                                 answer_and_word(mask.cpu(), [at[i] for i in chunk]))
                 self.model.model(**inputs, use_cache=False)
                 got = shares.result()  # [layers, b, heads, 2, roles]
                 out.update({i: Result(got[:, row].tolist()) for row, i in enumerate(chunk)})

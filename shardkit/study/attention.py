@@ -43,8 +43,8 @@ def attention_of(cfg: StudyConfig, folders: dict[str, Path]) -> dict | None:
             clips = {c: k for k, c in enumerate(sorted({items[original][i][0] for i in both}))}
             cluster = np.array([clips[items[original][i][0]] for i in both])
             for qi, q in enumerate(QUERIES):
-                a = np.array([items[original][i][1][qi][audio] for i in both])
-                b = np.array([items[name][i][1][qi][audio] for i in both])
+                a = np.array([items[original][i][1][qi][audio] for i in both], dtype=float)  # null → NaN
+                b = np.array([items[name][i][1][qi][audio] for i in both], dtype=float)
                 ok = ~(np.isnan(a) | np.isnan(b))
                 if not ok.any():
                     continue
@@ -74,7 +74,7 @@ def attention_section(study: dict) -> list[str]:
            "audio) | Δ answer → audio vs original (Holm p) |", "|---|---|---|---|---|---|---|"]
     tests = {(t["b"], t["query"]): t for t in att["tests"]}
     for name, c in att["conditions"].items():
-        audio = c["answer"]["audio"]["mean"]
+        audio = np.array(c["answer"]["audio"]["mean"], dtype=float)  # null (JSON's NaN) → NaN
         peak = int(np.nanargmax(audio)) if not np.all(np.isnan(audio)) else None
         t = tests.get((name, "answer"))
         delta = "–" if t is None else (f"{fmt_diff(t['diffs']['audio'])} points "
@@ -98,9 +98,9 @@ def draw_attention(ax, study: dict) -> bool:
     if not att:
         return False
     for name, c in att["conditions"].items():
-        a = c["answer"]["audio"]
-        ax.plot(c["layers"], a["mean"], marker=".", label=f"{name} ({c['placement']})")
-        ax.fill_between(c["layers"], a["lo"], a["hi"], alpha=0.2)
+        mean, lo, hi = (np.array(c["answer"]["audio"][k], dtype=float) for k in ("mean", "lo", "hi"))
+        ax.plot(c["layers"], mean, marker=".", label=f"{name} ({c['placement']})")
+        ax.fill_between(c["layers"], lo, hi, alpha=0.2)
     ax.set(xlabel="layer", ylabel="answer position → audio", title="share of attention on the audio")
     ax.legend(fontsize=8)
     return True

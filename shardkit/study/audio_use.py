@@ -25,7 +25,7 @@ def audio_diff(t: dict) -> tuple[dict | None, str]:
     return head, fmt_diff(head, pct=False) if "auroc" in d else fmt_diff(head) + " points"
 
 
-def _passes(t: dict | None, sign: int) -> bool:
+def passes(t: dict | None, sign: int) -> bool:
     """The test passes Holm at ALPHA with its headline difference on the `sign` side of 0."""
     m, (head, _) = (t or {}).get("mcnemar") or {}, audio_diff(t or {})
     return head is not None and sign * head["value"] > 0 and m.get("p_holm") is not None and m["p_holm"] < ALPHA
@@ -36,7 +36,7 @@ def audio_warnings(tests: list[dict]) -> list[str]:
     out = []
     for t in tests:
         head, diff = audio_diff(t)
-        if head is not None and not _passes(t, -1):
+        if head is not None and not passes(t, -1):
             what = "AUROC" if "auroc" in t["diffs"] else "identity"
             heard = {"mismatched": "mismatched audio", "silence": "silence"}.get(t["b"].split(" · ")[-1], t["b"])
             out.append(f"{t['a']}, {t['task']}: {what} is not shown to drop with {heard} (Δ {diff}, Holm p "
@@ -50,7 +50,7 @@ def cascade_notes(tests: list[dict]) -> list[str]:
     out = []
     for t in tests:
         head, diff = audio_diff(t)
-        if head is not None and "auroc" in t["diffs"] and _passes(t, +1):
+        if head is not None and "auroc" in t["diffs"] and passes(t, +1):
             out.append(f"{t['a']}, {t['task']}: with its own identity answer written in words instead of the audio "
                        f"it discriminates better (Δ AUROC {diff}, Holm p {fmt_p(t['mcnemar']['p_holm'])}): it names "
                        "the sound, but its reasoning does not reach what it heard.")
@@ -93,8 +93,8 @@ def named_notes(named: list[dict]) -> list[str]:
         c = block["condition"]
         cascade = next((x["row"] for x in block["levels"] if x["row"].endswith(f" · {CASCADE}")), None)
         wrong = [x["row"] for x in block["levels"] if x["row"].split(" · ")[-1] in AUDIO_CONTROLS]
-        tasks = [t for t in YES_NO if _passes(_test(block, cascade, t), +1)
-                 and not any(_passes(_test(block, w, t), -1) for w in wrong)]
+        tasks = [t for t in YES_NO if passes(_test(block, cascade, t), +1)
+                 and not any(passes(_test(block, w, t), -1) for w in wrong)]
         if not tasks:
             continue
         tests = [_test(block, cascade, t) for t in tasks]

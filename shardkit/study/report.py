@@ -14,7 +14,7 @@ from shardkit.eval.report import fmt_cell as _cell
 from shardkit.files import atomic_write
 from shardkit.names import YES_NO
 from shardkit.study.attention import attention_section
-from shardkit.study.audio_use import audio_diff, audio_warnings, cascade_notes, named_notes, named_section
+from shardkit.study.audio_use import audio_diff, audio_warnings, cascade_notes, named_notes, named_section, passes
 from shardkit.study.forgetting import forgetting_section
 from shardkit.study.plots import IDENTITY, draw, row_metric
 
@@ -147,7 +147,7 @@ def one_minute(study: dict) -> list[str]:
     ranked = [(r, t) for r in conditions for t in YES_NO if row_metric(r, t, "auroc")]
     above = sum(_above(row_metric(r, t, "auroc"), 0.5) for r, t in ranked)
     audio = [t for t in tests.get("audio") or [] if t["task"] in YES_NO and audio_diff(t)[0] is not None]
-    dropped = sum(audio_diff(t)[0]["value"] < 0 and (t["mcnemar"].get("p_holm") or 1) < 0.05 for t in audio)
+    dropped = sum(passes(t, -1) for t in audio)
     if ranked:
         line = (f"- **Reasoning from the audio.** {above} of {len(ranked)} condition × task reasoning AUROCs exceed "
                 "0.5 outside their CI")

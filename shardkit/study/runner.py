@@ -74,18 +74,15 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
         cfg = replace(cfg, model=_spec(out, cfg.model, inputs["start"], inputs.get("base")),
                       data=str(stage_dir(out, inputs["data"])))
         train(cfg, folder, resume=newest_checkpoint(folder) is not None, cpu=stage.device == "cpu", progress=tick)
-    elif stage.kind == "eval":
+    elif stage.kind in ("eval", "attention"):  # a model read over SHARD: the stage's model spec, its SHARD folder
+        from shardkit.eval.attention import measure
         from shardkit.eval.runner import run_eval
 
         cfg = replace(cfg, model=_spec(out, cfg.model, inputs["model"], inputs.get("base"), inputs.get("start")),
                       shard=str(stage_dir(out, inputs["shard"])))
-        run_eval(cfg, folder, progress=tick, rank=rank, world=world, barrier=barrier)
-    elif stage.kind == "attention":
-        from shardkit.eval.attention import measure
-
-        cfg = replace(cfg, model=_spec(out, cfg.model, inputs["model"], inputs.get("base")),
-                      shard=str(stage_dir(out, inputs["shard"])))
-        if rank == 0:
+        if stage.kind == "eval":
+            run_eval(cfg, folder, progress=tick, rank=rank, world=world, barrier=barrier)
+        elif rank == 0:
             measure(cfg, folder, progress=tick)
     else:
         raise ShardkitError(f"unknown stage kind {stage.kind!r}")

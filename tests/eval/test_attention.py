@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from shardkit.errors import ShardkitError
-from shardkit.eval.attention import summarise
+from shardkit.eval.attention import mean_ci
 from shardkit.eval.config import AttentionConfig
 from shardkit.stats import cluster_bootstrap, weighted_mean
 
@@ -16,7 +16,7 @@ from shardkit.stats import cluster_bootstrap, weighted_mean
 def test_summarise_is_the_mean_with_a_clip_bootstrap_ci_and_skips_nan():
     values = np.array([[0.1, np.nan], [0.3, 0.5], [0.5, 0.7], [0.9, 0.2]])  # [items, 2]
     cluster = np.array([0, 0, 1, 2])
-    got = summarise(values, cluster, 500, 0)
+    got = mean_ci(values, cluster, 500, 0)
     assert np.allclose(got["mean"], [0.45, (0.5 + 0.7 + 0.2) / 3])
     lo, hi = cluster_bootstrap(lambda d, w: weighted_mean(d["x"], w), {"x": values[:, 0]}, cluster, 500, 0)
     assert np.isclose(got["lo"][0], lo) and np.isclose(got["hi"][0], hi)  # the same draws as every other CI
