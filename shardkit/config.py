@@ -6,7 +6,7 @@ errors that name the file or section, every problem at once.
 import collections.abc
 import typing
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,6 +14,17 @@ from shardkit.errors import ShardkitError
 from shardkit.suggest import did_you_mean
 
 T = TypeVar("T")
+
+WHEN_SET = {"id": "when set"}  # field metadata: part of a config's identity only when it differs from its default
+
+
+def identity(config, cls: type | None = None) -> dict:
+    """A config (or, with `cls`, a saved mapping of one) as it is hashed and compared: every field, except those
+    marked WHEN_SET that hold their default. An option added later then renames no finished stage and refuses no
+    resume of a run made before it existed."""
+    values = asdict(config) if cls is None else dict(config)
+    skip = {f.name: f.default for f in fields(cls or type(config)) if f.metadata.get("id") == "when set"}
+    return {k: v for k, v in values.items() if not (k in skip and v == skip[k])}
 
 
 def read_mapping(path: Path, what: str) -> dict:

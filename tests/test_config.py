@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shardkit.config import coerce, load_fields, read_mapping
+from shardkit.config import WHEN_SET, coerce, identity, load_fields, read_mapping
 from shardkit.errors import ShardkitError
 
 
@@ -59,3 +59,20 @@ def test_read_mapping_errors_name_the_file(tmp_path):
     (tmp_path / "c.yaml").write_text("a: [1\n")
     with pytest.raises(ShardkitError, match="not valid YAML"):
         read_mapping(tmp_path / "c.yaml", "train config")
+
+
+def test_identity_leaves_out_a_when_set_field_at_its_default():
+    """An option added later (marked WHEN_SET) is not part of a config's identity until it is set: hashes of older
+    configs, and saved mappings that predate it, stay equal."""
+    @dataclass(frozen=True)
+    class Old:
+        lr: float = 0.1
+
+    @dataclass(frozen=True)
+    class New:
+        lr: float = 0.1
+        ewc: float = field(default=0.0, metadata=WHEN_SET)
+
+    assert identity(New()) == identity(Old()) == {"lr": 0.1}
+    assert identity(New(ewc=2.0)) == {"lr": 0.1, "ewc": 2.0}
+    assert identity({"lr": 0.1, "ewc": 0.0}, New) == {"lr": 0.1}  # a saved mapping, read back

@@ -9,6 +9,7 @@ the trainer above only decides when to write and whether a resume matches.
 """
 
 import json
+import logging
 import random
 import shutil
 from pathlib import Path
@@ -18,6 +19,8 @@ import torch
 from torch import nn
 
 from shardkit.errors import ShardkitError
+
+log = logging.getLogger(__name__)
 
 STATE = "state.json"
 PROJECTOR, ENCODER, ADAPTER = "projector.safetensors", "encoder.safetensors", "adapter"
@@ -67,7 +70,7 @@ def load_state(module: nn.Module, path: Path, what: str) -> None:
     module.load_state_dict({k: state[k].to(v.dtype) for k, v in own.items()})
 
 
-def load_tuned(model: nn.Module, path: Path, scale: float = 1.0) -> None:
+def load_tuned(model: nn.Module, path: Path, scale: float = 1.0, intruders: float | None = None) -> None:
     """Projector, encoder (if trained) and LoRA adapter (if any) of a training run, loaded into an AudioLLM.
 
     An LM that already carries an adapter (LTU's own, unmerged, or the one a resumed run trains) gets that
@@ -75,18 +78,21 @@ def load_tuned(model: nn.Module, path: Path, scale: float = 1.0) -> None:
     adapter. `scale` < 1 interpolates the run toward where it started, in weight space and without retraining (a
     forgetting mitigation): the projector and encoder become start + scale × (tuned − start), the model's own
     weights before this call being the start, and the LoRA's delta B·A is scaled by `scale` (its lora_B), which
-    needs a plain LM underneath (no adapter of its own to start from).
+    needs a plain LM underneath (no adapter of its own to start from). `intruders` (λ in [0, 1]) then applies peft's
+    intruder-dimension mitigation to that LoRA (another forgetting remedy without retraining, `_reduce_intruders`).
     """
     from peft import PeftModel, set_peft_model_state_dict
     from safetensors.torch import load_file
 
     folder = tuned_folder(path)
+    for name, value, what in (("scale", scale, "interpolation toward the start"),
+                              ("intruders", 1.0 if intruders is None else intruders, "the intruders' share kept")):
+        if not 0 <= value <= 1:
+            raise ShardkitError(f"{name}={value}: {what} takes a value in [0, 1]")
+    if (scale != 1.0 or intruders is not None) and isinstance(model.lm, PeftModel):
+        raise ShardkitError(f"{'scale' if scale != 1.0 else 'intruders'} needs a plain LM under the tuned LoRA "
+                            f"(merge the start's own adapter first, e.g. ltu:...,merge=1)")
     if scale != 1.0:
-        if not 0 <= scale <= 1:
-            raise ShardkitError(f"scale={scale}: interpolation toward the start takes a value in [0, 1]")
-        if isinstance(model.lm, PeftModel):
-            raise ShardkitError("scale needs a plain LM under the tuned LoRA (merge the start's own adapter first, "
-                                "e.g. ltu:...,merge=1)")
         trained = [model.projector] + ([model.encoder] if (folder / ENCODER).is_file() else [])  # what loads below
         starts = {m: {k: v.detach().clone() for k, v in m.state_dict().items()} for m in trained}
     load_state(model.projector, folder / PROJECTOR, "projector")
@@ -104,6 +110,8 @@ def load_tuned(model: nn.Module, path: Path, scale: float = 1.0) -> None:
         model.lm = PeftModel.from_pretrained(model.lm, folder / ADAPTER).to(dtype)
     if scale != 1.0:
         _interpolate(model, starts, scale)
+    if intruders is not None:
+        _reduce_intruders(model, intruders)
 
 
 def _interpolate(model: nn.Module, starts: dict, scale: float) -> None:
@@ -115,6 +123,17 @@ def _interpolate(model: nn.Module, starts: dict, scale: float) -> None:
         for name, p in model.lm.named_parameters():
             if "lora_B" in name:
                 p.mul_(scale)
+
+
+def _reduce_intruders(model: nn.Module, lam: float) -> None:
+    """peft's intruder-dimension mitigation (Shuttleworth et al., 2024, "LoRA vs Full Fine-tuning: An Illusion of
+    Equivalence"): in each adapted layer, the top singular directions of W + ΔW that match none of W's own (intruder
+    dimensions, which the paper ties to forgetting) are scaled by λ, and ΔW is refactored at the adapter's rank into
+    a new, active adapter. λ = 1 changes nothing; 0 removes them."""
+    from peft.tuners.lora.intruders import reduce_intruder_dimension
+
+    with torch.no_grad():
+        reduce_intruder_dimension(model.lm, mitigation_lambda=lam, logging_sink=log.debug)
 
 
 def merge_tuned(model: nn.Module, path: Path) -> None:

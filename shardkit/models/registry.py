@@ -103,6 +103,10 @@ def _with(spec: str, folder: str, field: str, what: str) -> str:
     return f"{spec}{',' if ':' in spec else ':'}{key}={folder}"
 
 
+INTRUDERS = ("λ in [0, 1]: the tuned LoRA's intruder dimensions (top singular directions foreign to the base "
+             "weight, tied to forgetting) scaled by λ, through peft's reduce_intruder_dimension, without retraining")
+
+
 @register("tiny-ltu", "CPU default: frozen YAMNet → 32 tokens → projector → SmolLM2-135M-Instruct (pip packages)",
           {"projector": "safetensors file of a trained projector (default: the untrained, seeded one)",
            "base": "`shardkit train` output to build on: its projector, and its LoRA merged into the LM (as LTU's "
@@ -110,7 +114,8 @@ def _with(spec: str, folder: str, field: str, what: str) -> str:
            "ckpt": "`shardkit train` output (OUT, OUT/final or OUT/checkpoint-N): its projector and LoRA adapter",
            "start": "`shardkit train` output the ckpt's tuning started from (e.g. stage 0), for scale=",
            "scale": "α in [0, 1]: the ckpt interpolated toward where its tuning started (base=, then start=), "
-                    "without retraining: projector start + α × (tuned − start), LoRA delta × α"},
+                    "without retraining: projector start + α × (tuned − start), LoRA delta × α",
+           "intruders": INTRUDERS},
           tuned_key="ckpt", base_key="base")
 def _tiny_ltu(opts, device, dtype):
     from pathlib import Path
@@ -124,17 +129,17 @@ def _tiny_ltu(opts, device, dtype):
     ckpt = Path(opts["ckpt"]) if "ckpt" in opts else None
     base = Path(opts["base"]) if "base" in opts else None
     start = Path(opts["start"]) if "start" in opts else None
-    if ("scale" in opts or start is not None) and ckpt is None:
-        raise ShardkitError("tiny-ltu: scale= and start= interpolate a ckpt=...; give one")
+    if ("scale" in opts or "intruders" in opts or start is not None) and ckpt is None:
+        raise ShardkitError("tiny-ltu: scale=, intruders= and start= change a ckpt=...; give one")
     return build_tiny_ltu(projector_path=path, device=device, dtype=dtype, ckpt=ckpt, base=base, start=start,
-                          scale=_scale(opts))
+                          scale=_number(opts, "scale", 1.0), intruders=_number(opts, "intruders", None))
 
 
-def _scale(opts: dict) -> float:
+def _number(opts: dict, key: str, default: float | None) -> float | None:
     try:
-        return float(opts.get("scale", 1.0))
+        return float(opts[key]) if key in opts else default
     except ValueError:
-        raise ShardkitError(f"scale={opts['scale']!r}: give a number in [0, 1]") from None
+        raise ShardkitError(f"{key}={opts[key]!r}: give a number in [0, 1]") from None
 
 
 @register("ltu", "LTU: CAV-MAE → 32 tokens → LLaMA/Vicuna with LoRA, from ltu_ori_paper.bin and a local Vicuna folder",
@@ -143,7 +148,8 @@ def _scale(opts: dict) -> float:
            "merge": "1 to merge LTU's LoRA into the base weights (faster; tuning then adds a fresh LoRA)",
            "tuned": "`shardkit train` output started from this spec: its projector, encoder and LoRA on top",
            "scale": "α in [0, 1]: the tuned run interpolated toward LTU (needs merge=1): weights start + α × "
-                    "(tuned − start), LoRA delta × α"},
+                    "(tuned − start), LoRA delta × α",
+           "intruders": INTRUDERS + " (needs merge=1)"},
           required=("ckpt", "llm"), tuned_key="tuned")
 def _ltu(opts, device, dtype):
     from pathlib import Path
@@ -153,12 +159,12 @@ def _ltu(opts, device, dtype):
     from shardkit.models.checkpoint import load_tuned
     from shardkit.models.ltu import load_ltu
 
-    if "scale" in opts and "tuned" not in opts:  # before loading 7B parameters
-        raise ShardkitError("ltu: scale= interpolates a tuned=... run; give one")
+    if ("scale" in opts or "intruders" in opts) and "tuned" not in opts:  # before loading 7B parameters
+        raise ShardkitError("ltu: scale= and intruders= change a tuned=... run; give one")
     model = load_ltu(Path(opts["ckpt"]), Path(opts["llm"]), device=device, dtype=dtype,
                      merge_lora=opts.get("merge") == "1")
     if "tuned" in opts:
-        load_tuned(model, Path(opts["tuned"]), _scale(opts))
+        load_tuned(model, Path(opts["tuned"]), _number(opts, "scale", 1.0), _number(opts, "intruders", None))
         model = model.to(device, dtype).eval()
     # fbank is cheap to recompute: no disk cache; encoder outputs are kept in memory per clip by the adapter
     return SpliceAdapter(model, ltu_fbank, "ltu-fbank", window_seconds=10.24, device=device, dtype=dtype)

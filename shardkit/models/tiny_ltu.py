@@ -62,10 +62,12 @@ def projector(width: int, hidden: int, seed: int) -> nn.Sequential:
 
 def build_tiny_ltu(cfg: TinyLtuConfig = TinyLtuConfig(), projector_path: Path | None = None,
                    device: str = "cpu", dtype: torch.dtype = torch.float32, ckpt: Path | None = None,
-                   base: Path | None = None, start: Path | None = None, scale: float = 1.0):
+                   base: Path | None = None, start: Path | None = None, scale: float = 1.0,
+                   intruders: float | None = None):
     """The tiny-ltu SpliceAdapter: frozen cached YAMNet front end, projector, SmolLM2 (+ a trained base, merged,
     and a trained checkpoint on top of it). `scale` < 1 interpolates the checkpoint toward where its tuning started
-    (`load_tuned`): the base, then `start` (the run it started from, e.g. stage 0), are that starting point."""
+    (`load_tuned`): the base, then `start` (the run it started from, e.g. stage 0), are that starting point;
+    `intruders` applies peft's intruder-dimension mitigation to the checkpoint's LoRA."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from shardkit.audio.cache import FeatureCache
@@ -85,7 +87,7 @@ def build_tiny_ltu(cfg: TinyLtuConfig = TinyLtuConfig(), projector_path: Path | 
     if start is not None:
         merge_tuned(model, start)
     if ckpt is not None:
-        load_tuned(model, ckpt, scale)
+        load_tuned(model, ckpt, scale, intruders)
     model = model.to(device, dtype).eval()
     yamnet = YamnetEncoder.load(n_tokens=cfg.n_tokens)
     return SpliceAdapter(model=model, featurize=yamnet.embed, feature_id=yamnet.id,

@@ -46,6 +46,10 @@ class Ablations:
     #                                       forgetting (the tuning mix's own share is FT-Large itself)
     pretrain: tuple[str, ...] = ()  # bases pre-trained with the audio interleaved or mixed instead of prepended (stage
     #                                 0 and the instruct stage), each followed by the four conditions
+    ewc: tuple[float, ...] = ()  # FT-Large retuned with EWC at these λ: a Fisher of its start on prepended labeling
+    #                              prompts (train clips) holds what labelling needs (train/ewc.py)
+    intruders: tuple[float, ...] = ()  # FT-Large's LoRA with its intruder dimensions scaled by these λ (peft's
+    #                                    knowledge-preserving post-processing), evaluated without retraining
 
     def __post_init__(self):
         """What fits the study: known conditions and positions, ranks and shares in range, and a condition that
@@ -61,6 +65,8 @@ class Ablations:
         problems += [f"{key}: {x!r} is not a share in [0, 1)" for key in ("replay", "large_replay")
                      for x in getattr(self, key) if not 0 <= x < 1]
         problems += [f"interpolate: {x!r} is not an α in (0, 1)" for x in self.interpolate if not 0 < x < 1]
+        problems += [f"intruders: {x!r} is not a λ in [0, 1)" for x in self.intruders if not 0 <= x < 1]
+        problems += [f"ewc: {x!r} is not a λ > 0" for x in self.ewc if not x > 0]
         problems += [f"pretrain: {x!r} is not one of {', '.join(PRETRAIN)}" for x in self.pretrain if x not in PRETRAIN]
         if self.condition == "original" and (self.position or self.cue):
             problems.append("condition=original prepends the audio: position and cue ablations need an "

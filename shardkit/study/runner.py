@@ -72,7 +72,8 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
         from shardkit.train.trainer import train
 
         cfg = replace(cfg, model=_spec(out, cfg.model, inputs["start"], inputs.get("base")),
-                      data=str(stage_dir(out, inputs["data"])))
+                      data=str(stage_dir(out, inputs["data"])),
+                      **({"ewc_data": str(stage_dir(out, inputs["fisher"]))} if "fisher" in inputs else {}))
         train(cfg, folder, resume=newest_checkpoint(folder) is not None, cpu=stage.device == "cpu", progress=tick)
     elif stage.kind in ("eval", "attention"):  # a model read over SHARD: the stage's model spec, its SHARD folder
         from shardkit.eval.attention import measure

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 
 from shardkit.benchmark.config import BuildConfig
+from shardkit.config import identity
 from shardkit.errors import ShardkitError
 from shardkit.eval.config import AttentionConfig, EvalConfig
 from shardkit.eval.controls import AUDIO_CONTROLS, CASCADE, control_condition
@@ -33,7 +34,7 @@ class Stage:
 
     def describe(self) -> dict:
         """Everything that determines the stage's output, as JSON: hashed into its id, written into done.json."""
-        out = {"kind": self.kind, "config": asdict(self.config), "inputs": dict(self.inputs)}
+        out = {"kind": self.kind, "config": identity(self.config), "inputs": dict(self.inputs)}
         return out | ({"clips": asdict(self.clips)} if self.clips else {}) | \
             ({"device": self.device} if self.device else {})
 
@@ -102,9 +103,11 @@ def plan_study(cfg: StudyConfig) -> Plan:
                            clips=section.clips))
 
     def train(name: str, section: Tuning, data_id: str, start: str | None, base: str | None, seed: int,
-              **change) -> str:
+              fisher: str | None = None, **change) -> str:
+        """A train stage; `fisher`: the data stage whose prompts EWC's Fisher is estimated on."""
         return p.add(Stage("train", name, replace(section.train, seed=seed, **change),
-                           {"data": data_id, "start": start, **({"base": base} if base else {})}, device=cfg.device))
+                           {"data": data_id, "start": start, **({"base": base} if base else {}),
+                            **({"fisher": fisher} if fisher else {})}, device=cfg.device))
 
     def evaluate(name: str, tuned: str | None, base: str | None, placements: list[str], control: bool = False,
                  audio_controls: tuple[str, ...] = (), cascade: bool = False, start: str | None = None,
@@ -212,6 +215,19 @@ def plan_study(cfg: StudyConfig) -> Plan:
                           "toward its start (weight space, no retraining)",
                           evaluate(f"FT-Large ×{alpha:g}", model["ft-large"], base, ["interleaved"], start=start,
                                    model=scaled), "interleaved"))
+    for lam in ab.intruders:  # FT-Large's LoRA, its directions foreign to the base weights shrunk (peft)
+        name = f"FT-Large intruders×{lam:g}"
+        spec = f"{cfg.model}{',' if ':' in cfg.model else ':'}intruders={lam:g}"
+        p.rows.append(Row(name, "ablation", large, f"{large}'s LoRA with its intruder dimensions scaled by λ = "
+                          f"{lam:g} (peft; no retraining)",
+                          evaluate(name, model["ft-large"], base, ["interleaved"], model=spec), "interleaved"))
+    if ab.ewc:  # the Fisher's prompts: prepended labeling of train clips, what FT-Large forgets
+        kept = data("EWC labeling", section, section.train.ewc_samples, mix={"replay": 1.0})
+    for lam in ab.ewc:
+        name = f"FT-Large EWC λ={lam:g}"
+        t = p.tunings[name] = train(name, section, data_ids[large], start, base, first, fisher=kept, ewc=lam)
+        p.rows.append(Row(name, "ablation", large, f"{large} tuned with EWC (λ = {lam:g}) holding the weights its "
+                          "labelling needs", evaluate(name, t, base, ["interleaved"]), "interleaved"))
     if ab.pretrain and not (cfg.stage0 or cfg.instruct):
         raise ShardkitError("ablations.pretrain varies how the base is pre-trained: the preset needs a stage0 or an "
                             "instruct section (a model pre-trained elsewhere, such as LTU, cannot be re-pre-trained)")

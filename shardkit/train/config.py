@@ -8,10 +8,10 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from shardkit.config import load_fields, read_mapping
+from shardkit.config import WHEN_SET, identity, load_fields, read_mapping
 from shardkit.errors import ShardkitError
 from shardkit.names import DTYPES, Placement
 from shardkit.suggest import did_you_mean
@@ -108,6 +108,11 @@ class TrainConfig:
     seed: int = 0  # model init (LoRA), data order, dropout
     log_every: int = 10  # optimizer steps per log.jsonl line (mean loss over them)
     save_every: int = 100  # optimizer steps per checkpoint; 0: only the final weights
+    # EWC (a forgetting mitigation): λ/2 · Σ F·(θ − θ₀)² added to the loss, F a diagonal Fisher of the trained
+    # weights estimated at their start θ₀ on prompts whose answers should survive (train/ewc.py); 0: off
+    ewc: float = field(default=0.0, metadata=WHEN_SET)  # λ
+    ewc_data: str = field(default="", metadata=WHEN_SET)  # make-data folder of those prompts (a study: labeling)
+    ewc_samples: int = field(default=256, metadata=WHEN_SET)  # samples the Fisher is estimated from
 
     def __post_init__(self):
         if self.lr is None and self.mode in MODES:
@@ -130,12 +135,14 @@ class TrainConfig:
         need(0 <= self.lora_dropout < 1, "lora_dropout", "in [0, 1)")
         need(len(self.lora_targets) > 0, "lora_targets", "one or more Linear layer names, e.g. q_proj,v_proj")
         need(self.dtype in DTYPES, "dtype", " or ".join(DTYPES))
+        need(self.ewc >= 0, "ewc", ">= 0 (EWC's λ; 0: off)")
+        need(self.ewc_samples >= 1, "ewc_samples", ">= 1")
         if problems:
             raise ShardkitError("train config: " + "; ".join(problems))
 
     def hash(self) -> str:
         """sha256 of everything that changes the weights (not `log_every`, `save_every`)."""
-        values = {k: v for k, v in asdict(self).items() if k not in RUN_CONTROL}
+        values = {k: v for k, v in identity(self).items() if k not in RUN_CONTROL}
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -23,12 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from shardkit import __version__
+from shardkit.config import identity
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef
 from shardkit.models.checkpoint import STATE, newest_checkpoint, read_state, restore_checkpoint, save_checkpoint
 from shardkit.models.prompts import IGNORE
 from shardkit.train.batches import BatchPlan, TrainData, make_plan, read_data
 from shardkit.train.config import RUN_CONTROL, TrainConfig
+from shardkit.train.ewc import setup_ewc
 from shardkit.train.lora import LoraSettings, Trainable, apply_mode
 
 log = logging.getLogger(__name__)
@@ -137,9 +139,9 @@ def _setup_scheduler(cfg: TrainConfig, optimizer, total: int):
 
 
 def _config_diffs(saved: dict, cfg: TrainConfig) -> list[str]:
-    now = json.loads(json.dumps(asdict(cfg)))
-    return [f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in now
-            if k not in RUN_CONTROL and saved.get(k) != now[k]]
+    now, saved = json.loads(json.dumps(identity(cfg))), identity(saved, TrainConfig)
+    return [f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}" for k in sorted(now.keys() | saved.keys())
+            if k not in RUN_CONTROL and saved.get(k) != now.get(k)]
 
 
 def _restore(acc, folder: Path, cfg: TrainConfig, plan: BatchPlan, model: nn.Module, optimizer, scheduler) -> int:
@@ -229,8 +231,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
     out, data_dir = Path(out), Path(cfg.data)
     if not cfg.data:
         raise ShardkitError("train config: data: give a `shardkit make-data` folder (--data DIR)")
-    if not data_dir.is_dir():
-        raise ShardkitError(f"{data_dir}: data folder not found; create one with `shardkit make-data --out DIR`")
+    if cfg.ewc and not cfg.ewc_data:
+        raise ShardkitError("train config: ewc > 0 needs ewc_data: a make-data folder of the prompts whose answers "
+                            "the Fisher keeps (e.g. prepended labeling, mix replay=1)")
+    for folder, what in ((data_dir, "data"), *(((Path(cfg.ewc_data), "ewc_data"),) if cfg.ewc else ())):
+        if not folder.is_dir():
+            raise ShardkitError(f"{folder}: {what} folder not found; create one with `shardkit make-data --out DIR`")
     ckpt, finished = _check_out(out, cfg, resume)
     if finished:
         (announce or (lambda m: None))(f"{out} already finished ({finished['step']} steps); nothing to do")
@@ -254,6 +260,12 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
     step_fn, optimizer = acc.prepare(TrainStep(adapter.model, cfg.mode.startswith("encoder")), optimizer)
     model = acc.unwrap_model(step_fn).model
     audio = AudioInputs(adapter, model, frozen=not cfg.mode.startswith("encoder"), device=acc.device)
+    ewc = None
+    if cfg.ewc:  # θ₀ is the model as it starts: before a checkpoint is restored
+        with acc.main_process_first():  # rank 0 estimates and caches the Fisher; the others read it back
+            kept = read_data(Path(cfg.ewc_data), adapter, cfg)
+            ewc = setup_ewc(cfg, acc.unwrap_model(step_fn), kept, audio, model.pad_id)
+        say(ewc.summary())
     start = 0
     if ckpt is not None:
         start = _restore(acc, ckpt, cfg, plan, model, optimizer, scheduler)
@@ -275,7 +287,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
             with acc.accumulate(step_fn):
                 batch, refs = data.batch(micro, model.pad_id, cfg.train_on_prompt)
                 loss = step_fn(**{k: v.to(acc.device) for k, v in batch.items()}, audio_in=audio(refs))
-                acc.backward(loss * (plan.world * cfg.grad_accum / n_targets))  # accelerate ÷ accum, DDP ÷ world
+                objective = loss * (plan.world * cfg.grad_accum / n_targets)  # accelerate ÷ accum, DDP ÷ world
+                acc.backward(objective + ewc.penalty() if ewc else objective)  # the penalty once per step in all
                 if acc.sync_gradients and cfg.max_grad_norm:
                     acc.clip_grad_norm_(trained, cfg.max_grad_norm)
                 optimizer.step()

@@ -98,3 +98,44 @@ def test_scale_interpolates_a_tuned_run_toward_its_start(tmp_path):
         load_tuned(_tiny_model(1), tmp_path / "run", 1.5)
     with pytest.raises(ShardkitError, match="scale needs a plain LM"):
         load_tuned(m1, tmp_path / "run", 0.5)  # m1 already carries an adapter
+
+
+def test_intruders_reduces_the_tuned_lora_and_at_one_changes_nothing(tmp_path):
+    """peft's intruder-dimension mitigation through load_tuned: λ = 1 gives the tuned run's outputs, λ = 0 shrinks
+    the delta where its top directions are foreign to the base weight, and a model with its own adapter refuses."""
+    from peft import LoraConfig, get_peft_model
+
+    from shardkit.models.checkpoint import load_tuned, save_weights
+
+    tuned = _tiny_model(0)
+    tuned.lm = get_peft_model(tuned.lm, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in tuned.named_parameters():
+            if "lora_B" in name:
+                p.add_(3 * torch.randn_like(p))  # a delta large enough to own the top singular directions
+    (tmp_path / "run").mkdir()
+    save_weights(tuned, tmp_path / "run", "projector+lora")
+    ids = torch.tensor([[1, 5, 6, 7]])
+
+    def loaded(lam):
+        m = _tiny_model(1)
+        load_tuned(m, tmp_path / "run", intruders=lam)
+        with torch.no_grad():
+            return m, m.lm(input_ids=ids).logits
+
+    plain, logits = loaded(None)
+    same, logits1 = loaded(1.0)
+    assert same.lm.active_adapter == "intruder_reduced" and torch.allclose(logits1, logits, atol=1e-5)
+    cut, logits0 = loaded(0.0)
+
+    def deltas(m, name):
+        return {n: mod.get_delta_weight(name).norm().item() for n, mod in m.lm.named_modules()
+                if hasattr(mod, "lora_A") and name in mod.lora_A}
+
+    before, after = deltas(cut, "default"), deltas(cut, "intruder_reduced")
+    assert all(after[n] <= before[n] + 1e-5 for n in before) and any(after[n] < 0.9 * before[n] for n in before)
+    assert not torch.allclose(logits0, logits, atol=1e-3)
+    with pytest.raises(ShardkitError, match=r"intruders=2.0: the intruders' share kept takes a value in \[0, 1\]"):
+        load_tuned(_tiny_model(1), tmp_path / "run", intruders=2.0)
+    with pytest.raises(ShardkitError, match="intruders needs a plain LM"):
+        load_tuned(plain, tmp_path / "run", intruders=0.5)

@@ -51,10 +51,13 @@ def test_training_hint_names_the_spec_that_loads_its_output():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("tiny-ltu:scale=0.5", "tiny-ltu: scale= and start= interpolate a ckpt=...; give one"),
-    ("tiny-ltu:start=/runs/stage0", "tiny-ltu: scale= and start= interpolate a ckpt=...; give one"),
+    ("tiny-ltu:scale=0.5", "tiny-ltu: scale=, intruders= and start= change a ckpt=...; give one"),
+    ("tiny-ltu:start=/runs/stage0", "tiny-ltu: scale=, intruders= and start= change a ckpt=...; give one"),
+    ("tiny-ltu:intruders=0.5", "tiny-ltu: scale=, intruders= and start= change a ckpt=...; give one"),
     ("tiny-ltu:ckpt=/runs/ft,scale=half", "scale='half': give a number in [0, 1]"),
-    ("ltu:ckpt=/m/ltu.bin,llm=/m/v,scale=0.5", "ltu: scale= interpolates a tuned=... run; give one"),
+    ("tiny-ltu:ckpt=/runs/ft,intruders=most", "intruders='most': give a number in [0, 1]"),
+    ("ltu:ckpt=/m/ltu.bin,llm=/m/v,scale=0.5", "ltu: scale= and intruders= change a tuned=... run; give one"),
+    ("ltu:ckpt=/m/ltu.bin,llm=/m/v,intruders=0.5", "ltu: scale= and intruders= change a tuned=... run; give one"),
 ])
 def test_interpolation_options_need_a_tuned_run(spec, message):
     with pytest.raises(ShardkitError) as e:

@@ -94,3 +94,21 @@ def test_a_lora_rank_ablation_trains_with_its_rank():
     assert (lora.config.lora_r, lora.config.lora_alpha) == (4, 8)
     assert replace(lora.config, lora_r=ft.config.lora_r, lora_alpha=ft.config.lora_alpha) == ft.config
     assert lora.inputs == ft.inputs  # same data, same start: only the rank differs
+
+
+def test_forgetting_remedies_vary_ft_large_only():
+    """EWC retunes FT-Large from the same data and start with a Fisher over a labeling data stage; intruders
+    re-reads FT-Large's weights; neither renames a stage of the study without them."""
+    assert changed({"ablations": {"ewc": [100], "intruders": [0.5]}}) == {
+        ("data", "EWC labeling"), ("train", "FT-Large EWC λ=100"), ("eval", "FT-Large EWC λ=100"),
+        ("eval", "FT-Large intruders×0.5")}
+    plan = plan_study(load_preset("cpu-demo", {"ablations": {"ewc": [100], "intruders": [0.5]}}))
+    ewc, large = plan.stages[plan.tunings["FT-Large EWC λ=100"]], plan.stages[plan.tunings["FT-Large"]]
+    assert replace(ewc.config, ewc=0.0) == large.config and ewc.config.ewc == 100.0
+    assert {k: v for k, v in ewc.inputs.items() if k != "fisher"} == large.inputs
+    kept = plan.stages[ewc.inputs["fisher"]].config
+    assert kept.mix["replay"] == 1.0 and kept.size == ewc.config.ewc_samples
+    rows = {r.name: r for r in plan.rows}
+    cut = plan.stages[rows["FT-Large intruders×0.5"].eval]
+    assert cut.config.model == "tiny-ltu:intruders=0.5" and cut.inputs["model"] == plan.tunings["FT-Large"]
+    assert rows["FT-Large EWC λ=100"].base == rows["FT-Large intruders×0.5"].base == "FT-Large"
