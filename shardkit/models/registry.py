@@ -1,8 +1,8 @@
 """Model families by name: a dict and a decorator. A model is named by a short spec, `family:key=value,...`.
 
 `tiny-ltu`, `tiny-ltu:projector=runs/stage0/projector.safetensors`, `ltu:ckpt=ltu_ori_paper.bin,llm=vicuna_ltu`,
-`qwen2-audio:path=Qwen2-Audio-7B-Instruct`. Unknown families and keys are errors with suggestions; builders do
-the I/O, never the registry.
+`qwen2-audio:path=Qwen2-Audio-7B-Instruct`, `af3:path=audio-flamingo-3-hf`. Unknown families and keys are errors
+with suggestions; builders do the I/O, never the registry.
 """
 
 from collections.abc import Callable
@@ -170,9 +170,18 @@ def _ltu(opts, device, dtype):
     return SpliceAdapter(model, ltu_fbank, "ltu-fbank", window_seconds=10.24, device=device, dtype=dtype)
 
 
-@register("qwen2-audio", "Qwen2-Audio(-Instruct) from a local directory, through transformers' own classes",
-          {"path": "local folder with the model and processor files"}, required=("path",))
-def _qwen2_audio(opts, device, dtype):
-    from shardkit.models.qwen2_audio import load_qwen2_audio
+def _hf_audio(name: str, title: str, hub: str):
+    def build(opts, device, dtype):
+        from shardkit.models.hf_audio import load_hf_audio
 
-    return load_qwen2_audio(opts["path"], device=device, dtype=dtype)
+        return load_hf_audio(name, opts["path"], device=device, dtype=dtype)
+
+    register(name, f"{title} from a local directory (e.g. {hub}), through transformers' own classes",
+             {"path": "local folder with the model and processor files"}, required=("path",))(build)
+
+
+HF_AUDIO = {"qwen2-audio": ("Qwen2-Audio(-Instruct)", "Qwen/Qwen2-Audio-7B-Instruct"),  # models/hf_audio.py
+            "af3": ("Audio Flamingo 3", "nvidia/audio-flamingo-3-hf"),
+            "music-flamingo": ("Music Flamingo", "nvidia/music-flamingo-2601-hf")}
+for name, (title, hub) in HF_AUDIO.items():
+    _hf_audio(name, title, hub)

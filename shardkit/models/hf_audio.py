@@ -1,29 +1,32 @@
-"""Qwen2-Audio through transformers' own classes, behind the same request-level interface as `SpliceAdapter`.
+"""Audio LLMs through transformers' own classes — Qwen2-Audio, Audio Flamingo 3, Music Flamingo — behind the same
+request-level interface as `SpliceAdapter`.
 
-Qwen2-Audio already lets audio stand anywhere in the text: its processor expands each `<|AUDIO|>` token into one
-placeholder per encoder frame (about 25 per second) and the model writes its Whisper-encoder rows there. So this
-file only renders our placements as chat text and batches requests; features, splice, scoring heads and decoding
-are stock `Qwen2AudioProcessor` and `Qwen2AudioForConditionalGeneration`, with no forked modeling code.
+Each of these processors expands an audio placeholder token, wherever it stands in the text, into one position per
+encoder frame (about 25 per second), and the model writes its encoder rows there. So a family here (`Family`) only
+says how our placements are written as chat text; features, splice, scoring heads and decoding are the stock
+processor and model, with no forked modeling code. The text a model sees, one string (ChatML for all three; the
+system turn is the one its chat template adds by default):
 
-The text the model sees, one string (the system turn is the one the Instruct chat template adds by default):
+    <|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n
 
-    <|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n
-    <|im_start|>user\\n{user}<|im_end|>\\n<|im_start|>assistant\\n
+    interleaved  {user} = the prompt, each `<audio>` replaced by the family's clip text in place
+    prepended    {user} = the clips first, as the family's own chat template renders [audio..., text], then the
+                 prompt with its markers removed
 
-    interleaved  {user} = the prompt, each `<audio>` replaced by `<|audio_bos|><|AUDIO|><|audio_eos|>` in place
-    prepended    {user} = `Audio k: <|audio_bos|><|AUDIO|><|audio_eos|>\\n` for k = 1..n, then the prompt with its
-                 markers removed: byte for byte what the model's own chat template renders for [audio..., text]
+    family       clip text (the processor expands the placeholder)       prepended
+    qwen2-audio  <|audio_bos|><|AUDIO|><|audio_eos|>                      Audio k: {clip}\n per clip, then the text
+    af3          <sound>                                                  {clip} per clip, then the text
+    music-flamingo <sound> (the processor adds <|sound_bos|>, <|sound_eos|>)  as af3
 
-Prepended keeps the template's `Audio k:` labels so that it is the stock Instruct prompt every public example uses;
-a bare run before the text (the base model's eval format) is the interleaved prompt `<audio>...`, so both stay
-expressible without a switch.
+Prepended is the stock Instruct prompt every public example uses; a bare run before the text is the interleaved prompt
+`<audio>...`, so both stay expressible without a switch. No chat template here moves audio: what the placement says
+is what the model gets (tests/models/test_hf_audio.py checks the ids for every family).
 """
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,37 +37,67 @@ from shardkit.models.audio_llm import NO, YES, answer_token_ids
 from shardkit.models.prompts import AUDIO
 from shardkit.names import Placement
 
-if TYPE_CHECKING:
-    from transformers import Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
-
 log = logging.getLogger(__name__)
 
 SR = 16_000
-WINDOW_SECONDS = 30.0  # Whisper's window: the feature extractor pads or cuts every clip to 30 s
-# A clip under 7 feature frames gives a single <|AUDIO|> token, and a batch without two adjacent audio tokens sends
-# transformers down its legacy expand-inside-the-model path; 0.1 s of zero padding guarantees 2 tokens.
+WINDOW_SECONDS = 30.0  # Whisper's window: the feature extractor pads or cuts every clip to 30 s (a clip is cut here)
+# A clip under 7 feature frames gives a single audio token, and a Qwen2-Audio batch without two adjacent audio tokens
+# goes down transformers' legacy expand-inside-the-model path (Audio Flamingo gives such a clip none): 0.1 s of zero
+# padding guarantees 2 tokens.
 MIN_SAMPLES = 1_600
-SYSTEM = "You are a helpful assistant."  # the system turn Qwen2-Audio-Instruct's chat template adds by default
-AUDIO_TOKEN, AUDIO_BOS, AUDIO_EOS = "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"
-CLIP = f"{AUDIO_BOS}{AUDIO_TOKEN}{AUDIO_EOS}"
+SYSTEM = "You are a helpful assistant."  # the system turn each family's Instruct chat template adds by default
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one stock family writes audio into chat text; everything else is its processor and model."""
+
+    name: str  # registry name
+    title: str
+    model_class: str  # in transformers
+    processor_class: str
+    placeholder: str  # the token its processor expands into one position per encoder frame
+    clip: str  # one clip as written in the user turn
+    reserved: tuple[str, ...]  # tokens a prompt may not contain
+    labels: bool  # prepended clips labelled "Audio k: ", one per line (Qwen2-Audio's template); else back to back
+    added: int = 0  # tokens the processor adds around each clip's run (Music Flamingo's bos and eos)
+    one_per_row: bool = False  # the stock processor wants exactly one clip per text row (its model does not)
+
+    def prepend(self, n_clips: int) -> str:
+        """What the family's chat template renders before the text for n clips given first."""
+        if self.labels:
+            return "".join(f"Audio {k}: {self.clip}\n" for k in range(1, n_clips + 1))
+        return self.clip * n_clips
+
+
+FAMILIES = {f.name: f for f in (
+    Family("qwen2-audio", "Qwen2-Audio", "Qwen2AudioForConditionalGeneration", "Qwen2AudioProcessor", "<|AUDIO|>",
+           "<|audio_bos|><|AUDIO|><|audio_eos|>", ("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"), labels=True),
+    Family("af3", "Audio Flamingo 3", "AudioFlamingo3ForConditionalGeneration", "AudioFlamingo3Processor",
+           "<sound>", "<sound>", ("<sound>",), labels=False, one_per_row=True),
+    Family("music-flamingo", "Music Flamingo", "MusicFlamingoForConditionalGeneration", "MusicFlamingoProcessor",
+           "<sound>", "<sound>", ("<sound>", "<|sound_bos|>", "<|sound_eos|>"), labels=False, added=2,
+           one_per_row=True),
+)}
 
 
 def audio_tokens(n_samples: int) -> int:
-    """How many `<|AUDIO|>` positions the processor gives a clip of n_samples at 16 kHz (30 s: 750)."""
+    """How many placeholder positions each family's processor gives a clip of n_samples at 16 kHz (30 s: 750)."""
     frames = min(-(-n_samples // 160), 3000)  # Whisper hop of 10 ms, window of 3000 frames
     return (((frames - 1) // 2 + 1) - 2) // 2 + 1  # conv stride 2, then average pooling by 2
 
 
 @dataclass
-class Qwen2AudioAdapter:
-    """Scores requests with a stock Qwen2-Audio model; results come back in request order.
+class HfAudioAdapter:
+    """Scores requests with a stock transformers audio LLM of one `Family`; results come back in request order.
 
     Each distinct clip is read once per call; a clip that fails to load, or a prompt whose markers do not match
     its clips, becomes an error for that item only.
     """
 
-    model: "Qwen2AudioForConditionalGeneration"
-    processor: "Qwen2AudioProcessor"
+    model: object  # the family's ForConditionalGeneration
+    processor: object  # the family's processor
+    family: Family
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
     batch_size: int = 8
@@ -83,20 +116,20 @@ class Qwen2AudioAdapter:
         return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
     def render(self, request: Request) -> str:
-        """The chat text of one request, with one `<|AUDIO|>` per clip (the processor expands each)."""
+        """The chat text of one request, with the family's clip text per clip (the processor expands each)."""
         prompt, n_clips, n_markers = request.prompt, len(request.audio), request.prompt.count(AUDIO)
-        placement = Placement(request.placement)
+        placement, fam = Placement(request.placement), self.family
         if n_markers != n_clips and (placement is Placement.INTERLEAVED or n_markers != 0):
             raise ShardkitError(f"prompt has {n_markers} {AUDIO} marker(s) but {n_clips} clip(s): {prompt!r}")
-        for reserved in (AUDIO_TOKEN, AUDIO_BOS, AUDIO_EOS):
+        for reserved in fam.reserved:
             if reserved in prompt:
-                raise ShardkitError(f"prompt contains Qwen2-Audio's reserved token {reserved}; write {AUDIO} for "
+                raise ShardkitError(f"prompt contains {fam.title}'s reserved token {reserved}; write {AUDIO} for "
                                     f"a clip instead: {prompt!r}")
         if placement is Placement.INTERLEAVED:
-            user = prompt.replace(AUDIO, CLIP)
+            user = prompt.replace(AUDIO, fam.clip)
         else:
             text = " ".join(prompt.replace(AUDIO, " ").split()) if n_markers else prompt
-            user = "".join(f"Audio {k}: {CLIP}\n" for k in range(1, n_clips + 1)) + text
+            user = fam.prepend(n_clips) + text
         system = f"<|im_start|>system\n{self.system}<|im_end|>\n" if self.system is not None else ""
         return f"{system}<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
 
@@ -128,7 +161,7 @@ class Qwen2AudioAdapter:
         for i, r in enumerate(requests):
             try:
                 text = self.render(r)
-                n_audio = sum(audio_tokens(len(self._load(a, waves))) - 1 for a in r.audio)
+                n_audio = sum(audio_tokens(len(self._load(a, waves))) - 1 + self.family.added for a in r.audio)
                 rows[i] = [(text, 0)] if not cloze else self._cloze_rows(r, text)
                 length[i] = len(self._ids(text)) + n_audio + max(n for _, n in rows[i])
             except ShardkitError as e:
@@ -160,8 +193,9 @@ class Qwen2AudioAdapter:
         Shapes: input_ids, attention_mask, position_ids [b, s]; input_features [n_clips, 128, 3000] and
         feature_attention_mask [n_clips, 3000], clips in reading order (absent without audio).
         """
-        enc = self.processor(text=texts, audio=clips or None, sampling_rate=SR, padding=True, padding_side="left",
-                             return_tensors="pt")
+        # padding for the text only: each family's feature extractor pads every clip to its 30 s window itself
+        enc = self.processor(text=texts, audio=clips or None, sampling_rate=SR, return_tensors="pt",
+                             text_kwargs={"padding": True, "padding_side": "left"})
         enc["position_ids"] = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)  # [b, s]
         return {k: v.to(self.device) for k, v in enc.items()}
 
@@ -230,8 +264,8 @@ class Qwen2AudioAdapter:
     @torch.no_grad()
     def attention(self, requests: Sequence[Request], words: Sequence[str | None],
                   layers: Sequence[int] | None = None) -> list[Result]:
-        """`SpliceAdapter.attention` for Qwen2-Audio: the share of attention that the answer position and the tokens
-        of `words[i]` give to the sink (the first token), the text before the audio, the `<|AUDIO|>` positions
+        """`SpliceAdapter.attention` for a stock family: the share of attention that the answer position and the
+        tokens of `words[i]` give to the sink (the first token), the text before the audio, the audio positions
         and the text after them, per layer and head of the language model: [layers, heads, 2, roles] as lists."""
         from shardkit.models.attention import AttentionShares, answer_and_word, token_roles
 
@@ -259,14 +293,15 @@ class Qwen2AudioAdapter:
 
     def _word_positions(self, text: str, word: str | None, waves: list[np.ndarray]) -> list[int]:
         """Positions of the tokens of `word` (its last occurrence in the chat text) in the ids the processor makes,
-        where each `<|AUDIO|>` becomes one position per encoder frame."""
+        where each placeholder becomes one position per encoder frame (and the tokens the family adds around it)."""
         if word is None:
             return []
         start = text.rfind(word)
         if start < 0:
             raise ShardkitError(f"{word!r} is not in the prompt {text!r}")
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        audio_id, extra, out = self.processor.audio_token_id, iter(audio_tokens(len(w)) - 1 for w in waves), []
+        audio_id, out = self.processor.audio_token_id, []
+        extra = iter(audio_tokens(len(w)) - 1 + self.family.added for w in waves)
         shift = 0
         for k, (tid, (a, b)) in enumerate(zip(enc.input_ids, enc.offset_mapping, strict=True)):
             if a < start + len(word) and b > start:
@@ -276,26 +311,33 @@ class Qwen2AudioAdapter:
         return out
 
 
-def load_qwen2_audio(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32,
-                     batch_size: int = 8) -> Qwen2AudioAdapter:
-    """Model and processor from a local checkpoint folder (as `save_pretrained` writes it); never the hub.
+def load_hf_audio(name: str, path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                  batch_size: int = 8) -> HfAudioAdapter:
+    """Model and processor of family `name` from a local checkpoint folder (as `save_pretrained` writes it); never
+    the hub. A processor that accepts one clip per text row only is loaded with that check relaxed to the stock
+    one (as many clips as placeholders): its model merges any number per row.
 
     Raises ShardkitError when the folder is missing, cannot be loaded, or its processor and model disagree on
-    the `<|AUDIO|>` token id.
+    the placeholder's token id.
     """
-    from transformers import Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
+    import transformers
+    from transformers import ProcessorMixin
 
-    path = Path(path)
+    fam, path = FAMILIES[name], Path(path)
     if not path.is_dir():
-        raise ShardkitError(f"{path}: no such folder; qwen2-audio needs path= a local folder with the model and "
+        raise ShardkitError(f"{path}: no such folder; {name} needs path= a local folder with the model and "
                             f"processor files")
+    processor_class = getattr(transformers, fam.processor_class)
+    if fam.one_per_row:
+        processor_class = type(fam.processor_class, (processor_class,),
+                               {"validate_inputs": ProcessorMixin.validate_inputs})
     try:
-        processor = Qwen2AudioProcessor.from_pretrained(path, local_files_only=True)
-        model = Qwen2AudioForConditionalGeneration.from_pretrained(path, dtype=dtype, local_files_only=True)
-    except (OSError, ValueError, KeyError) as e:
-        raise ShardkitError(f"{path}: cannot load Qwen2-Audio ({' '.join(str(e).split())[:300]})") from e
+        processor = processor_class.from_pretrained(path, local_files_only=True)
+        model = getattr(transformers, fam.model_class).from_pretrained(path, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ShardkitError(f"{path}: cannot load {fam.title} ({' '.join(str(e).split())[:300]})") from e
     if processor.audio_token_id != model.config.audio_token_id:
-        raise ShardkitError(f"{path}: processor's {AUDIO_TOKEN} is id {processor.audio_token_id} but the model "
+        raise ShardkitError(f"{path}: processor's {fam.placeholder} is id {processor.audio_token_id} but the model "
                             f"expects {model.config.audio_token_id}; the folder mixes two checkpoints")
-    log.info("Qwen2-Audio from %s: %.2fB parameters, %s on %s", path, model.num_parameters() / 1e9, dtype, device)
-    return Qwen2AudioAdapter(model.to(device).eval(), processor, device, dtype, batch_size)
+    log.info("%s from %s: %.2fB parameters, %s on %s", fam.title, path, model.num_parameters() / 1e9, dtype, device)
+    return HfAudioAdapter(model.to(device).eval(), processor, fam, device, dtype, batch_size)

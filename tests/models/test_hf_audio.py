@@ -1,7 +1,8 @@
-"""Qwen2-Audio through stock transformers: audio tokens sit where the placement says, batching changes nothing.
+"""Audio LLMs through stock transformers (Qwen2-Audio, Audio Flamingo 3, Music Flamingo): audio tokens sit where
+the placement says, batching changes nothing.
 
-A tiny random Qwen2-Audio (2-layer encoder and decoder, width 32) with a word-level tokenizer is built here, saved
-and loaded back through `load_qwen2_audio`, so the real processor, merge and `generate` run with no hub.
+For each family a tiny random model (1–2-layer encoder and decoder, width 32) with a word-level tokenizer is built
+here, saved and loaded back through `load_hf_audio`, so the real processor, merge and `generate` run with no hub.
 """
 
 import numpy as np
@@ -12,53 +13,65 @@ import torch
 from shardkit.audio.io import load_audio
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef, Request
-from shardkit.models.qwen2_audio import Qwen2AudioAdapter, audio_tokens, load_qwen2_audio
+from shardkit.models.hf_audio import FAMILIES, HfAudioAdapter, audio_tokens, load_hf_audio
 from shardkit.models.registry import load_model, parse_spec
 from shardkit.names import Placement
 from tests.models.tiny import assert_batched_equals_alone
 
-SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
+SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>", "<sound>",
+           "<|sound_bos|>", "<|sound_eos|>")
 WORDS = "system user assistant You are a helpful . Audio 1 2 : is the sound it dog cat bird or what ? yes no Yes No"
+TEXT = {"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512}
+ENCODER = {"d_model": 32, "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
+           "num_mel_bins": 128}
 
 
-def tiny_processor():
+def tiny_processor(name: str):
+    import transformers
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, Qwen2AudioProcessor, WhisperFeatureExtractor
+    from transformers import PreTrainedTokenizerFast, WhisperFeatureExtractor
 
     vocab = {w: i for i, w in enumerate(["<unk>", *SPECIAL, *dict.fromkeys(WORDS.split())])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<|endoftext|>",
                                   eos_token="<|im_end|>", additional_special_tokens=list(SPECIAL[1:]))
-    return Qwen2AudioProcessor(WhisperFeatureExtractor(feature_size=128), tok)
+    return getattr(transformers, FAMILIES[name].processor_class)(WhisperFeatureExtractor(feature_size=128), tok)
 
 
-def tiny_model(vocab_size: int, audio_token_id: int):
-    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
+def tiny_model(name: str, tok):
+    import transformers
 
+    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL}
+    text = {**TEXT, "vocab_size": len(tok)}
     torch.manual_seed(0)
-    cfg = Qwen2AudioConfig(
-        audio_config={"model_type": "qwen2_audio_encoder", "d_model": 32, "encoder_layers": 2,
-                      "encoder_attention_heads": 2, "encoder_ffn_dim": 64, "num_mel_bins": 128},
-        text_config={"model_type": "qwen2", "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-                     "max_position_embeddings": 512},
-        audio_token_index=audio_token_id)
-    return Qwen2AudioForConditionalGeneration(cfg).eval()
+    if name == "qwen2-audio":
+        cfg = transformers.Qwen2AudioConfig(audio_config={"model_type": "qwen2_audio_encoder", **ENCODER},
+                                            text_config=text, audio_token_index=ids["<|AUDIO|>"])
+    elif name == "af3":
+        cfg = transformers.AudioFlamingo3Config(audio_config={"model_type": "audioflamingo3_encoder", **ENCODER},
+                                                text_config=text, audio_token_id=ids["<sound>"])
+    else:
+        cfg = transformers.MusicFlamingoConfig(audio_config={"model_type": "audioflamingo3_encoder", **ENCODER},
+                                               text_config=text, audio_token_id=ids["<sound>"],
+                                               audio_bos_token_id=ids["<|sound_bos|>"],
+                                               audio_eos_token_id=ids["<|sound_eos|>"])
+    return getattr(transformers, FAMILIES[name].model_class)(cfg).eval()
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("qwen2-audio")
-    processor = tiny_processor()
-    tiny_model(len(processor.tokenizer), processor.audio_token_id).save_pretrained(path)
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def checkpoint(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp(request.param)
+    processor = tiny_processor(request.param)
+    tiny_model(request.param, processor.tokenizer).save_pretrained(path)
     processor.save_pretrained(path)
-    return path
+    return request.param, path
 
 
 @pytest.fixture(scope="module")
-def adapter(checkpoint) -> Qwen2AudioAdapter:
-    return load_qwen2_audio(checkpoint, batch_size=2)
+def adapter(checkpoint) -> HfAudioAdapter:
+    return load_hf_audio(*checkpoint, batch_size=2)
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +89,23 @@ def clips(tmp_path_factory):
 def ids_seen(adapter, request):
     """The expanded ids the model gets for one request, as the stock processor makes them."""
     waves = [load_audio(a.path) for a in request.audio]
-    return adapter.processor(text=[adapter.render(request)], audio=waves or None, sampling_rate=16000
-                             ).input_ids[0]
+    ids = adapter.processor(text=[adapter.render(request)], audio=waves or None, sampling_rate=16000).input_ids[0]
+    return [int(x) for x in ids]
 
 
 def run(adapter, n: int) -> list[int]:
-    a, bos, eos = (adapter.tokenizer.convert_tokens_to_ids(t) for t in ("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"))
+    """The ids one clip of n audio positions becomes, bos and eos included where the family has them."""
+    a = adapter.processor.audio_token_id
+    if adapter.family.name == "af3":
+        return [a] * n
+    bos, eos = (adapter.tokenizer.convert_tokens_to_ids(t) for t in (("<|audio_bos|>", "<|audio_eos|>")
+                if adapter.family.name == "qwen2-audio" else ("<|sound_bos|>", "<|sound_eos|>")))
     return [bos] + [a] * n + [eos]
 
 
 def test_audio_tokens_sit_at_the_marker_or_first(adapter, clips):
+    """The placement check: the ids the model gets hold each clip's run at its marker (interleaved) or before the
+    text (prepended), exactly as requested, for every family."""
     (a, b, _), _ = clips
     enc = adapter._ids
     assert (audio_tokens(32000), audio_tokens(40000), audio_tokens(480000)) == (50, 62, 750)
@@ -97,13 +117,17 @@ def test_audio_tokens_sit_at_the_marker_or_first(adapter, clips):
                                         + run(adapter, 62) + enc(" a cat ?" + tail))
 
     pre = Request("is the sound <audio> a dog or <audio> a cat ?", (a, b), Placement.PREPENDED)
-    assert ids_seen(adapter, pre) == (enc(head + "Audio 1: ") + run(adapter, 50) + enc("\nAudio 2: ")
-                                      + run(adapter, 62) + enc("\nis the sound a dog or a cat ?" + tail))
-    # prepended is exactly what the model's own chat template renders for [audio, audio, text]
-    content = [{"type": "audio", "audio": a.path}, {"type": "audio", "audio": b.path},
-               {"type": "text", "text": "is the sound a dog or a cat ?"}]
-    assert adapter.render(pre) == adapter.processor.apply_chat_template(
-        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+    text = enc("is the sound a dog or a cat ?" + tail)
+    if adapter.family.labels:
+        want = enc(head + "Audio 1: ") + run(adapter, 50) + enc("\nAudio 2: ") + run(adapter, 62) + enc("\n") + text
+    else:
+        want = enc(head) + run(adapter, 50) + run(adapter, 62) + text
+    assert ids_seen(adapter, pre) == want
+    if adapter.family.name == "qwen2-audio":  # prepended is what the model's own chat template renders
+        content = [{"type": "audio", "audio": a.path}, {"type": "audio", "audio": b.path},
+                   {"type": "text", "text": "is the sound a dog or a cat ?"}]
+        assert adapter.render(pre) == adapter.processor.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
 
 
 def mixed(refs) -> list[Request]:
@@ -121,7 +145,7 @@ def test_placement_is_live(adapter, clips):
     (a, _, _), _ = clips
     inter, pre = (Request("is the sound <audio> a dog ?", (a,), p) for p in Placement)
     x, y = (r.value for r in adapter.yes_no([inter, pre]))
-    assert abs(x - y) > 1e-3
+    assert abs(x - y) > 1e-5  # identical ids (placement ignored) would give exactly 0
 
 
 def test_a_very_short_clip_still_gets_an_audio_run(adapter, tmp_path, monkeypatch):
@@ -132,14 +156,14 @@ def test_a_very_short_clip_still_gets_an_audio_run(adapter, tmp_path, monkeypatc
     monkeypatch.setattr(adapter.model.model, "forward", lambda **kw: seen.append(kw["input_ids"]) or forward(**kw))
     out = adapter.yes_no([Request("<audio> is it a dog ?", (AudioRef(str(p)),))])
     assert out[0].error is None and np.isfinite(out[0].value)
-    assert int((seen[0] == adapter.model.config.audio_token_id).sum()) == 2  # a run, so no legacy merge path
+    assert int((seen[0] == adapter.model.config.audio_token_id).sum()) == 2  # a run (Qwen2-Audio: no legacy path)
 
 
 def test_bad_items_are_item_errors(adapter, clips):
     good, bad = clips
     reqs = [Request("<audio> is it a dog ?", (good[0],)), Request("<audio> is it a dog ?", (bad,)),
             Request("<audio> <audio> ?", (good[1],)), Request("<audio> <audio> ?", (good[1],), Placement.PREPENDED),
-            Request("is it <|AUDIO|> ?", ())]
+            Request(f"is it {adapter.family.reserved[0]} ?", ())]
     alone = adapter.yes_no(reqs[:1])[0].value
     for kind in (adapter.yes_no, lambda r: adapter.generate(r, max_new_tokens=2),
                  lambda r: adapter.cloze([Request(x.prompt, x.audio, x.placement, (" yes",)) for x in r])):
@@ -147,17 +171,20 @@ def test_bad_items_are_item_errors(adapter, clips):
         assert out[0].error is None and out[0].value is not None
         assert out[1].value is None and "bad.wav" in out[1].error
         assert out[2].error.startswith("prompt has 2 <audio> marker(s) but 1 clip(s)") and out[3].value is None
-        assert "reserved token <|AUDIO|>" in out[4].error and all("\n" not in o.error for o in out[1:])
+        assert f"reserved token {adapter.family.reserved[0]}" in out[4].error
+        assert all("\n" not in o.error for o in out[1:])
     assert adapter.yes_no(reqs)[0].value == pytest.approx(alone, abs=1e-4)
 
 
 def test_registry_builds_it(checkpoint, tmp_path):
-    model = load_model(f"qwen2-audio:path={checkpoint}")
-    assert isinstance(model, Qwen2AudioAdapter) and model.dtype == torch.float32 and model.device == "cpu"
-    with pytest.raises(ShardkitError, match=r"qwen2-audio needs path=\.\.\.$"):
-        parse_spec("qwen2-audio")
+    name, path = checkpoint
+    model = load_model(f"{name}:path={path}")
+    assert isinstance(model, HfAudioAdapter) and model.family.name == name
+    assert model.dtype == torch.float32 and model.device == "cpu"
+    with pytest.raises(ShardkitError, match=rf"{name} needs path=\.\.\.$"):
+        parse_spec(name)
     with pytest.raises(ShardkitError, match="no such folder"):
-        load_model(f"qwen2-audio:path={tmp_path / 'missing'}")
+        load_model(f"{name}:path={tmp_path / 'missing'}")
 
 
 def test_attention_reads_the_right_positions_batched_or_alone(adapter, clips):
@@ -178,7 +205,7 @@ def test_attention_reads_the_right_positions_batched_or_alone(adapter, clips):
     at = adapter._word_positions(adapter.render(reqs[0]), "dog", waves)
     assert [seen[k] for k in at] == [adapter.tokenizer.convert_tokens_to_ids("dog")]
     assert "'cow' is not in the prompt" in adapter.attention(reqs[:1], ["cow"])[0].error
-    assert np.array(together[2].value)[:, :, :, 1].min() > 0  # prepended Qwen2-Audio: the system turn comes first
+    assert np.array(together[2].value)[:, :, :, 1].min() > 0  # prepended: the system and user turns come first
 
 
 def test_attention_hooks_equal_the_full_maps(adapter, clips):
