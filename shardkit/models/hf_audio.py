@@ -1,30 +1,29 @@
-"""Audio LLMs through transformers' own classes — Qwen2-Audio, Audio Flamingo 3, Music Flamingo — behind the same
-request-level interface as `SpliceAdapter`.
+"""Audio LLMs through transformers' own classes — Qwen2-Audio, Audio Flamingo 3, Music Flamingo, GLM-ASR — behind
+the same request-level interface as `SpliceAdapter`.
 
 Each of these processors expands an audio placeholder token, wherever it stands in the text, into one position per
-encoder frame (about 25 per second), and the model writes its encoder rows there. So a family here (`Family`) only
-says how our placements are written as chat text; features, splice, scoring heads and decoding are the stock
-processor and model, with no forked modeling code. The text a model sees, one string (ChatML for all three; the
-system turn is the one its chat template adds by default):
+encoder frame, and the model writes its encoder rows there. So a family here (`Family`) only says how our placements
+are written as chat text; features, splice, scoring heads and decoding are the stock processor and model, with no
+forked modeling code. The text a model sees is one string: its chat turns (ChatML with the default system turn of
+the Instruct template, GLM-ASR's `<|user|>` / `<|assistant|>`) around the user text, which is
 
-    <|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n
+    interleaved  the prompt, each `<audio>` replaced by the family's clip text in place
+    prepended    the clips first, as the family's own chat template renders [audio..., text], then the prompt with
+                 its markers removed
 
-    interleaved  {user} = the prompt, each `<audio>` replaced by the family's clip text in place
-    prepended    {user} = the clips first, as the family's own chat template renders [audio..., text], then the
-                 prompt with its markers removed
+    family          clip text (the processor expands the placeholder)          prepended, per clip
+    qwen2-audio     <|audio_bos|><|AUDIO|><|audio_eos|>                         Audio k: {clip}\n
+    af3             <sound>                                                     {clip}
+    music-flamingo  <sound> (the processor adds <|sound_bos|>, <|sound_eos|>)   {clip}
+    glm-asr         <|begin_of_audio|><|pad|><|end_of_audio|>                   {clip}\n
 
-    family       clip text (the processor expands the placeholder)       prepended
-    qwen2-audio  <|audio_bos|><|AUDIO|><|audio_eos|>                      Audio k: {clip}\n per clip, then the text
-    af3          <sound>                                                  {clip} per clip, then the text
-    music-flamingo <sound> (the processor adds <|sound_bos|>, <|sound_eos|>)  as af3
-
-Prepended is the stock Instruct prompt every public example uses; a bare run before the text is the interleaved prompt
-`<audio>...`, so both stay expressible without a switch. No chat template here moves audio: what the placement says
-is what the model gets (tests/models/test_hf_audio.py checks the ids for every family).
+Prepended is the stock prompt public examples use; a bare run before the text is the interleaved prompt `<audio>...`,
+so both stay expressible without a switch. No chat template here moves audio: what the placement says is what the
+model gets (tests/models/test_hf_audio.py checks the ids for every family).
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +47,21 @@ MIN_SAMPLES = 1_600
 SYSTEM = "You are a helpful assistant."  # the system turn each family's Instruct chat template adds by default
 
 
+CHATML = ("<|im_start|>system\n{}<|im_end|>\n", "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def whisper_tokens(n_samples: int) -> int:
+    """Audio positions a Whisper-encoder family (Qwen2-Audio, Audio Flamingo) gives a clip of n_samples at 16 kHz."""
+    frames = min(-(-n_samples // 160), 3000)  # Whisper hop of 10 ms, window of 3000 frames
+    return (((frames - 1) // 2 + 1) - 2) // 2 + 1  # conv stride 2, then average pooling by 2 (30 s: 750)
+
+
+def glm_tokens(n_samples: int) -> int:
+    """GLM-ASR's positions for a clip: two convs (stride 1, then 2), then 4 frames merged into one (12.5 per second)."""
+    frames = min(-(-n_samples // 160), 3000)
+    return (((frames - 1) // 2 + 1) - 4) // 4 + 1
+
+
 @dataclass(frozen=True)
 class Family:
     """How one stock family writes audio into chat text; everything else is its processor and model."""
@@ -59,32 +73,29 @@ class Family:
     placeholder: str  # the token its processor expands into one position per encoder frame
     clip: str  # one clip as written in the user turn
     reserved: tuple[str, ...]  # tokens a prompt may not contain
-    labels: bool  # prepended clips labelled "Audio k: ", one per line (Qwen2-Audio's template); else back to back
+    prepended: str  # clip k before the text, as its chat template renders [audio..., text] ({k}, {clip})
+    turns: tuple[str | None, str] = CHATML  # system turn (None: none) and user turn up to the answer, as formats
+    tokens: Callable[[int], int] = whisper_tokens  # placeholder positions for a clip of n samples
     added: int = 0  # tokens the processor adds around each clip's run (Music Flamingo's bos and eos)
     one_per_row: bool = False  # the stock processor wants exactly one clip per text row (its model does not)
 
     def prepend(self, n_clips: int) -> str:
-        """What the family's chat template renders before the text for n clips given first."""
-        if self.labels:
-            return "".join(f"Audio {k}: {self.clip}\n" for k in range(1, n_clips + 1))
-        return self.clip * n_clips
+        return "".join(self.prepended.format(k=k, clip=self.clip) for k in range(1, n_clips + 1))
 
 
 FAMILIES = {f.name: f for f in (
     Family("qwen2-audio", "Qwen2-Audio", "Qwen2AudioForConditionalGeneration", "Qwen2AudioProcessor", "<|AUDIO|>",
-           "<|audio_bos|><|AUDIO|><|audio_eos|>", ("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"), labels=True),
+           "<|audio_bos|><|AUDIO|><|audio_eos|>", ("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"),
+           "Audio {k}: {clip}\n"),
     Family("af3", "Audio Flamingo 3", "AudioFlamingo3ForConditionalGeneration", "AudioFlamingo3Processor",
-           "<sound>", "<sound>", ("<sound>",), labels=False, one_per_row=True),
+           "<sound>", "<sound>", ("<sound>",), "{clip}", one_per_row=True),
     Family("music-flamingo", "Music Flamingo", "MusicFlamingoForConditionalGeneration", "MusicFlamingoProcessor",
-           "<sound>", "<sound>", ("<sound>", "<|sound_bos|>", "<|sound_eos|>"), labels=False, added=2,
+           "<sound>", "<sound>", ("<sound>", "<|sound_bos|>", "<|sound_eos|>"), "{clip}", added=2,
            one_per_row=True),
+    Family("glm-asr", "GLM-ASR", "GlmAsrForConditionalGeneration", "GlmAsrProcessor", "<|pad|>",
+           "<|begin_of_audio|><|pad|><|end_of_audio|>", ("<|pad|>", "<|begin_of_audio|>", "<|end_of_audio|>"),
+           "{clip}\n", turns=(None, "<|user|>\n{}<|assistant|>\n"), tokens=glm_tokens, one_per_row=True),
 )}
-
-
-def audio_tokens(n_samples: int) -> int:
-    """How many placeholder positions each family's processor gives a clip of n_samples at 16 kHz (30 s: 750)."""
-    frames = min(-(-n_samples // 160), 3000)  # Whisper hop of 10 ms, window of 3000 frames
-    return (((frames - 1) // 2 + 1) - 2) // 2 + 1  # conv stride 2, then average pooling by 2
 
 
 @dataclass
@@ -130,8 +141,9 @@ class HfAudioAdapter:
         else:
             text = " ".join(prompt.replace(AUDIO, " ").split()) if n_markers else prompt
             user = fam.prepend(n_clips) + text
-        system = f"<|im_start|>system\n{self.system}<|im_end|>\n" if self.system is not None else ""
-        return f"{system}<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+        system_turn, user_turn = fam.turns
+        system = system_turn.format(self.system) if system_turn and self.system is not None else ""
+        return system + user_turn.format(user)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
@@ -161,7 +173,7 @@ class HfAudioAdapter:
         for i, r in enumerate(requests):
             try:
                 text = self.render(r)
-                n_audio = sum(audio_tokens(len(self._load(a, waves))) - 1 + self.family.added for a in r.audio)
+                n_audio = sum(self.family.tokens(len(self._load(a, waves))) - 1 + self.family.added for a in r.audio)
                 rows[i] = [(text, 0)] if not cloze else self._cloze_rows(r, text)
                 length[i] = len(self._ids(text)) + n_audio + max(n for _, n in rows[i])
             except ShardkitError as e:
@@ -301,7 +313,7 @@ class HfAudioAdapter:
             raise ShardkitError(f"{word!r} is not in the prompt {text!r}")
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         audio_id, out = self.processor.audio_token_id, []
-        extra = iter(audio_tokens(len(w)) - 1 + self.family.added for w in waves)
+        extra = iter(self.family.tokens(len(w)) - 1 + self.family.added for w in waves)
         shift = 0
         for k, (tid, (a, b)) in enumerate(zip(enc.input_ids, enc.offset_mapping, strict=True)):
             if a < start + len(word) and b > start:

@@ -182,6 +182,7 @@ def _hf_audio(name: str, title: str, hub: str):
 
 HF_AUDIO = {"qwen2-audio": ("Qwen2-Audio(-Instruct)", "Qwen/Qwen2-Audio-7B-Instruct"),  # models/hf_audio.py
             "af3": ("Audio Flamingo 3", "nvidia/audio-flamingo-3-hf"),
-            "music-flamingo": ("Music Flamingo", "nvidia/music-flamingo-2601-hf")}
+            "music-flamingo": ("Music Flamingo", "nvidia/music-flamingo-2601-hf"),
+            "glm-asr": ("GLM-ASR", "zai-org/GLM-ASR-Nano-2512")}
 for name, (title, hub) in HF_AUDIO.items():
     _hf_audio(name, title, hub)

@@ -1,5 +1,5 @@
-"""Audio LLMs through stock transformers (Qwen2-Audio, Audio Flamingo 3, Music Flamingo): audio tokens sit where
-the placement says, batching changes nothing.
+"""Audio LLMs through stock transformers (Qwen2-Audio, Audio Flamingo 3, Music Flamingo, GLM-ASR): audio tokens sit
+where the placement says, batching changes nothing.
 
 For each family a tiny random model (1–2-layer encoder and decoder, width 32) with a word-level tokenizer is built
 here, saved and loaded back through `load_hf_audio`, so the real processor, merge and `generate` run with no hub.
@@ -13,13 +13,22 @@ import torch
 from shardkit.audio.io import load_audio
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef, Request
-from shardkit.models.hf_audio import FAMILIES, HfAudioAdapter, audio_tokens, load_hf_audio
+from shardkit.models.hf_audio import (
+    FAMILIES,
+    MIN_SAMPLES,
+    SYSTEM,
+    HfAudioAdapter,
+    glm_tokens,
+    load_hf_audio,
+    whisper_tokens,
+)
 from shardkit.models.registry import load_model, parse_spec
 from shardkit.names import Placement
 from tests.models.tiny import assert_batched_equals_alone
 
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>", "<sound>",
-           "<|sound_bos|>", "<|sound_eos|>")
+           "<|sound_bos|>", "<|sound_eos|>", "<|pad|>", "<|begin_of_audio|>", "<|end_of_audio|>", "<|user|>",
+           "<|assistant|>")
 WORDS = "system user assistant You are a helpful . Audio 1 2 : is the sound it dog cat bird or what ? yes no Yes No"
 TEXT = {"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512}
@@ -52,6 +61,11 @@ def tiny_model(name: str, tok):
     elif name == "af3":
         cfg = transformers.AudioFlamingo3Config(audio_config={"model_type": "audioflamingo3_encoder", **ENCODER},
                                                 text_config=text, audio_token_id=ids["<sound>"])
+    elif name == "glm-asr":  # its encoder merges 4 frames: intermediate_size = 4 × hidden_size
+        cfg = transformers.GlmAsrConfig(audio_config={"model_type": "glmasr_encoder", "hidden_size": 16,
+                                                      "intermediate_size": 64, "num_hidden_layers": 1,
+                                                      "num_attention_heads": 2, "num_mel_bins": 128},
+                                        text_config={**text, "model_type": "llama"}, audio_token_id=ids["<|pad|>"])
     else:
         cfg = transformers.MusicFlamingoConfig(audio_config={"model_type": "audioflamingo3_encoder", **ENCODER},
                                                text_config=text, audio_token_id=ids["<sound>"],
@@ -96,10 +110,11 @@ def ids_seen(adapter, request):
 def run(adapter, n: int) -> list[int]:
     """The ids one clip of n audio positions becomes, bos and eos included where the family has them."""
     a = adapter.processor.audio_token_id
-    if adapter.family.name == "af3":
+    ends = {"qwen2-audio": ("<|audio_bos|>", "<|audio_eos|>"), "music-flamingo": ("<|sound_bos|>", "<|sound_eos|>"),
+            "glm-asr": ("<|begin_of_audio|>", "<|end_of_audio|>")}.get(adapter.family.name)
+    if ends is None:
         return [a] * n
-    bos, eos = (adapter.tokenizer.convert_tokens_to_ids(t) for t in (("<|audio_bos|>", "<|audio_eos|>")
-                if adapter.family.name == "qwen2-audio" else ("<|sound_bos|>", "<|sound_eos|>")))
+    bos, eos = (adapter.tokenizer.convert_tokens_to_ids(t) for t in ends)
     return [bos] + [a] * n + [eos]
 
 
@@ -107,23 +122,25 @@ def test_audio_tokens_sit_at_the_marker_or_first(adapter, clips):
     """The placement check: the ids the model gets hold each clip's run at its marker (interleaved) or before the
     text (prepended), exactly as requested, for every family."""
     (a, b, _), _ = clips
-    enc = adapter._ids
-    assert (audio_tokens(32000), audio_tokens(40000), audio_tokens(480000)) == (50, 62, 750)
-    head = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
-    tail = "<|im_end|>\n<|im_start|>assistant\n"
+    enc, fam = adapter._ids, adapter.family
+    assert (whisper_tokens(32000), whisper_tokens(40000), whisper_tokens(480000)) == (50, 62, 750)
+    assert (glm_tokens(32000), glm_tokens(40000), glm_tokens(480000)) == (25, 31, 375)  # 12.5 per second
+    n_a, n_b = fam.tokens(32000), fam.tokens(40000)
+    system_turn, user_turn = fam.turns
+    head = (system_turn.format(SYSTEM) if system_turn else "") + user_turn.split("{}")[0]
+    tail = user_turn.split("{}")[1]
 
     inter = Request("is the sound <audio> a dog or <audio> a cat ?", (a, b))
-    assert ids_seen(adapter, inter) == (enc(head + "is the sound ") + run(adapter, 50) + enc(" a dog or ")
-                                        + run(adapter, 62) + enc(" a cat ?" + tail))
+    assert ids_seen(adapter, inter) == (enc(head + "is the sound ") + run(adapter, n_a) + enc(" a dog or ")
+                                        + run(adapter, n_b) + enc(" a cat ?" + tail))
 
     pre = Request("is the sound <audio> a dog or <audio> a cat ?", (a, b), Placement.PREPENDED)
     text = enc("is the sound a dog or a cat ?" + tail)
-    if adapter.family.labels:
-        want = enc(head + "Audio 1: ") + run(adapter, 50) + enc("\nAudio 2: ") + run(adapter, 62) + enc("\n") + text
-    else:
-        want = enc(head) + run(adapter, 50) + run(adapter, 62) + text
+    before = {"qwen2-audio": (enc(head + "Audio 1: "), enc("\nAudio 2: "), enc("\n")),
+              "glm-asr": (enc(head), enc("\n"), enc("\n"))}.get(fam.name, (enc(head), [], []))
+    want = before[0] + run(adapter, n_a) + before[1] + run(adapter, n_b) + before[2] + text
     assert ids_seen(adapter, pre) == want
-    if adapter.family.name == "qwen2-audio":  # prepended is what the model's own chat template renders
+    if fam.name == "qwen2-audio":  # prepended is what the model's own chat template renders
         content = [{"type": "audio", "audio": a.path}, {"type": "audio", "audio": b.path},
                    {"type": "text", "text": "is the sound a dog or a cat ?"}]
         assert adapter.render(pre) == adapter.processor.apply_chat_template(
@@ -156,7 +173,8 @@ def test_a_very_short_clip_still_gets_an_audio_run(adapter, tmp_path, monkeypatc
     monkeypatch.setattr(adapter.model.model, "forward", lambda **kw: seen.append(kw["input_ids"]) or forward(**kw))
     out = adapter.yes_no([Request("<audio> is it a dog ?", (AudioRef(str(p)),))])
     assert out[0].error is None and np.isfinite(out[0].value)
-    assert int((seen[0] == adapter.model.config.audio_token_id).sum()) == 2  # a run (Qwen2-Audio: no legacy path)
+    n = int((seen[0] == adapter.model.config.audio_token_id).sum())
+    assert n == adapter.family.tokens(MIN_SAMPLES) >= 1  # Whisper families: 2, a run (Qwen2-Audio: no legacy path)
 
 
 def test_bad_items_are_item_errors(adapter, clips):
