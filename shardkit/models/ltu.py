@@ -167,9 +167,31 @@ def load_ltu_state(model: AudioLLM, state: dict[str, torch.Tensor], where: str =
     return LtuLoadReport(loaded=len(mapped), unmatched=tuple(unmatched), lora=has_lora)
 
 
+def config_of(state: dict[str, torch.Tensor]) -> LtuConfig:
+    """LtuConfig read off a checkpoint's shapes: the CAV-MAE width, block counts and MLP ratio, and the LoRA rank, so
+    that a smaller LTU in LTU's own layout loads as the public one does. Heads are not in the shapes: ViT's head
+    width of 64 gives them (ViT-Base: 768 / 64 = 12 heads); anything it cannot read keeps LTU's value."""
+    mapped, _ = map_ltu_keys(state)
+    enc = {k.removeprefix("encoder.cavmae."): v for k, v in mapped.items() if k.startswith("encoder.cavmae.")}
+    base, lora = CavMaeConfig(), LtuConfig()
+    if "norm_a.weight" not in enc:
+        return lora
+    dim = enc["norm_a.weight"].shape[0]
+
+    def blocks(kind: str) -> int:
+        return len({k.split(".")[1] for k in enc if k.startswith(f"{kind}.")})
+
+    fc1 = enc.get("blocks_a.0.mlp.fc1.weight")
+    encoder = CavMaeConfig(dim=dim, depth_a=blocks("blocks_a") or base.depth_a, depth_u=blocks("blocks_u"),
+                           heads=max(1, dim // 64), mlp_ratio=fc1.shape[0] / dim if fc1 is not None else base.mlp_ratio)
+    ranks = {v.shape[0] for k, v in mapped.items() if ".lora_A." in k}
+    return LtuConfig(encoder=encoder, lora_r=ranks.pop() if len(ranks) == 1 else lora.lora_r)
+
+
 def load_ltu(ckpt: Path, llm_dir: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
              merge_lora: bool = False, cfg: LtuConfig | None = None) -> AudioLLM:
-    """LTU from its checkpoint (`ltu_ori_paper.bin`: encoder + projector + LoRA) and a local Vicuna directory.
+    """LTU from its checkpoint (`ltu_ori_paper.bin`: encoder + projector + LoRA) and a local Vicuna directory;
+    `cfg` None reads the sizes off the checkpoint (`config_of`).
 
     The LLM and tokenizer come from `llm_dir` only (offline); the tokenizer is set as LTU sets it (pad id 0, left
     padding). The LM is wrapped with LTU's LoRA (peft), the checkpoint is mapped by `map_ltu_keys` and loaded;
@@ -178,12 +200,15 @@ def load_ltu(ckpt: Path, llm_dir: Path, device: str | torch.device = "cpu", dtyp
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cfg = cfg or LtuConfig()
     ckpt, llm_dir = Path(ckpt), Path(llm_dir)
     if not ckpt.is_file():
         raise ShardkitError(f"{ckpt}: LTU checkpoint not found; download ltu_ori_paper.bin and pass its path")
     if not (llm_dir / "config.json").is_file():
         raise ShardkitError(f"{llm_dir}: no config.json; pass the local Vicuna directory LTU was trained on")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ShardkitError(f"{ckpt}: expected a state dict, found {type(state).__name__}")
+    cfg = cfg or config_of(state)
     tokenizer = AutoTokenizer.from_pretrained(llm_dir, local_files_only=True)
     if tokenizer.pad_token_id != 0:
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(0)  # LTU: pad id 0 (<unk>), distinct from EOS
@@ -195,9 +220,6 @@ def load_ltu(ckpt: Path, llm_dir: Path, device: str | torch.device = "cpu", dtyp
     model = build_ltu(lm, tokenizer, cfg)
     model.encoder.to(dtype)
     model.projector.to(dtype)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ShardkitError(f"{ckpt}: expected a state dict, found {type(state).__name__}")
     report = load_ltu_state(model, state, str(ckpt))
     if merge_lora:
         model.lm = model.lm.merge_and_unload()

@@ -199,3 +199,16 @@ def test_tuned_weights_load_back(vicuna, tmp_path, merge):
     assert isinstance(fresh.lm, PeftModel)
     assert torch.allclose(ask(fresh.eval(), feats), ask(tuned.eval(), feats), atol=1e-5)
     assert not torch.allclose(before, ask(fresh, feats), atol=1e-4)
+
+
+def test_sizes_are_read_off_the_checkpoint(vicuna, tmp_path):
+    """A smaller LTU in LTU's own layout loads without a config: width, blocks, MLP ratio and LoRA rank from the
+    shapes, heads from ViT's head width of 64."""
+    from shardkit.models.ltu import config_of
+
+    small = LtuConfig(encoder=CavMaeConfig(dim=64, depth_a=2, depth_u=1, heads=1, mlp_ratio=2.0), lora_r=4)
+    state = ltu_state(small)
+    assert config_of(state) == small
+    assert config_of({}) == LtuConfig()  # nothing to read: LTU's own sizes
+    model = load_ltu(save(tmp_path, state), vicuna)
+    assert model.load_report.lora and model.encoder.cfg == small
