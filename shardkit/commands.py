@@ -129,11 +129,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     from shardkit.models.registry import FAMILIES
 
     table = Table(title="model families (--model FAMILY[:key=value,...])")
-    for col in ("family", "what", "options"):
+    for col in ("family", "what", "options", "tested on / tunable"):
         table.add_column(col, overflow="fold")
     for f in FAMILIES.values():
         opts = "\n".join(f"{k}{' (required)' if k in f.required else ''}: {h}" for k, h in f.options.items())
-        table.add_row(f.name, f.description, opts or "–")
+        tunable = f"tunable: `shardkit train --model {f.name}...`, then {f.tuned_key}=OUT" if f.tuned_key else ""
+        table.add_row(f.name, f.description, opts or "–", "\n".join(filter(None, (f.tested, tunable))) or "–")
     Console().print(table)
     return 0
 

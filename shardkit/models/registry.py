@@ -26,17 +26,18 @@ class Family:
     build: Callable[..., object]  # (options: dict, device: str, dtype: torch.dtype) -> adapter
     tuned_key: str | None = None  # the option that loads a `shardkit train` output; None: not trainable here
     base_key: str | None = None  # the option that merges a `shardkit train` output into the base weights
+    tested: str = ""  # what the test suite runs it on, and checks
 
 
 FAMILIES: dict[str, Family] = {}
 
 
 def register(name: str, description: str, options: dict[str, str] | None = None, required: tuple[str, ...] = (),
-             tuned_key: str | None = None, base_key: str | None = None):
+             tuned_key: str | None = None, base_key: str | None = None, tested: str = ""):
     def wrap(fn):
         if name in FAMILIES:
             raise ValueError(f"model family {name!r} is already registered")
-        FAMILIES[name] = Family(name, description, options or {}, required, fn, tuned_key, base_key)
+        FAMILIES[name] = Family(name, description, options or {}, required, fn, tuned_key, base_key, tested)
         return fn
     return wrap
 
@@ -116,7 +117,8 @@ INTRUDERS = ("λ in [0, 1]: the tuned LoRA's intruder dimensions (top singular d
            "scale": "α in [0, 1]: the ckpt interpolated toward where its tuning started (base=, then start=), "
                     "without retraining: projector start + α × (tuned − start), LoRA delta × α",
            "intruders": INTRUDERS},
-          tuned_key="ckpt", base_key="base")
+          tuned_key="ckpt", base_key="base",
+          tested="the real model (weights from pip): every scoring mode, tuning, resume, the studies")
 def _tiny_ltu(opts, device, dtype):
     from pathlib import Path
 
@@ -150,7 +152,9 @@ def _number(opts: dict, key: str, default: float | None) -> float | None:
            "scale": "α in [0, 1]: the tuned run interpolated toward LTU (needs merge=1): weights start + α × "
                     "(tuned − start), LoRA delta × α",
            "intruders": INTRUDERS + " (needs merge=1)"},
-          required=("ckpt", "llm"), tuned_key="tuned")
+          required=("ckpt", "llm"), tuned_key="tuned",
+          tested="a tiny random LTU in LTU's checkpoint layout: key map, splice ≡ LTU's concatenation, merge=1, "
+                 "tuned=, the ltu-paper study at micro scale")
 def _ltu(opts, device, dtype):
     from pathlib import Path
 
@@ -176,8 +180,11 @@ def _hf_audio(name: str, title: str, hub: str):
 
         return load_hf_audio(name, opts["path"], device=device, dtype=dtype)
 
-    register(name, f"{title} from a local directory (e.g. {hub}), through transformers' own classes",
-             {"path": "local folder with the model and processor files"}, required=("path",))(build)
+    register(name, f"{title} from a local directory (e.g. --model {name}:path=/models/{hub.split('/')[1]}, "
+                   f"a save of {hub}), through transformers' own classes",
+             {"path": "local folder with the model and processor files"}, required=("path",),
+             tested="a tiny random model: placement ids, batched ≡ alone, yes/no, generate, cloze, attention; "
+                    "not tunable yet")(build)
 
 
 HF_AUDIO = {"qwen2-audio": ("Qwen2-Audio(-Instruct)", "Qwen/Qwen2-Audio-7B-Instruct"),  # models/hf_audio.py
