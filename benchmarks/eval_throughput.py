@@ -6,7 +6,9 @@ LTU samples up to 400 tokens, which would only be slower) and parse yes/no from 
 same questions through its adapter (batched, length-sorted, encoder once per clip, yes/no read from the next-token
 logits, each clip's shared question prefix run once and its KV cache reused), starting from an empty feature
 cache; "no prefix reuse" scores every prompt whole, to measure what the reuse gives. Runs alternate (baseline,
-yesno, ..., baseline, ...), and each ratio is between medians of the same run.
+yesno, ..., baseline, ...), and each ratio is between medians of the same run. Identity by cloze (every SHARD
+word as a continuation of each prompt) runs with each prompt once and every continuation from its KV cache, and
+whole: candidates per second, both.
 
     python -m benchmarks.eval_throughput                        # CPU, tiny-ltu, 96 questions, 2 rounds
     python -m benchmarks.eval_throughput --items 16 --rounds 1  # quick look
@@ -61,6 +63,8 @@ def ltu_style(adapter, requests, max_new_tokens: int, lengths: list[int] | None 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--items", type=int, default=96, help="interleaved yes/no questions (SHARD file order)")
+    p.add_argument("--cloze-items", type=int, default=24,
+                   help="interleaved identity prompts scored by cloze, one continuation per SHARD word")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds; medians are reported")
     p.add_argument("--batch-size", type=int, default=32, help="shardkit eval's default")
     p.add_argument("--max-new-tokens", type=int, default=24, help="answer length for generate (shardkit's default)")
@@ -72,6 +76,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-eval-"))
     items, root = shard_items(work / "shard")
+    words = tuple(sorted({i["word"] for i in items if i["task"] == "identity"}))
+    named = [i for i in items if i["task"] == "identity" and i["clip"]["available"]][:args.cloze_items]
+    cloze = [make_request(i, "interleaved", "cloze", root, PromptStyle(), words) for i in named]
     items = [i for i in items if i["task"] in ("synonym", "hypernym") and i["clip"]["available"]][:args.items]
     requests = [make_request(i, "interleaved", "yesno", root, PromptStyle()) for i in items]
     n_clips = len({r.audio[0] for r in requests})
@@ -86,13 +93,17 @@ def main() -> None:
             adapter.share_prefix = share_prefix
             if kind == "yesno":
                 return adapter.yes_no(requests)
+            if kind == "cloze":
+                return adapter.cloze(cloze, per_token=True)
             return adapter.generate(requests, max_new_tokens=args.max_new_tokens)
         return run
 
     lengths: list[int] = []  # tokens the baseline generates per question: its cost depends on them
     runs = {"LTU-style loop": lambda: ltu_style(adapter, requests, args.max_new_tokens, lengths),
             "shardkit yesno": shardkit("yesno"), "shardkit yesno, no prefix reuse": shardkit("yesno", False),
-            "shardkit generate": shardkit("generate")}
+            "shardkit generate": shardkit("generate"), "shardkit cloze (identity)": shardkit("cloze"),
+            "shardkit cloze, no prefix reuse": shardkit("cloze", False)}
+    candidates = sum(len(r.continuations) for r in cloze)
     times: dict[str, list[float]] = {k: [] for k in runs}
     encoder_runs: dict[str, int] = {}
     ltu_style(adapter, requests[:2], 4)  # warm-up: first-call costs (threads, allocator) out of every timing
@@ -107,14 +118,25 @@ def main() -> None:
     rows, result = [], {}
     for name, ts in times.items():
         med = statistics.median(ts)
+        if "cloze" in name:  # identity prompts × every word: candidates per second, compared with each other
+            result[name] = {"seconds": ts, "median_s": med, "candidates_per_s": candidates / med,
+                            "encoder_runs": encoder_runs[name]}
+            continue
         result[name] = {"seconds": ts, "median_s": med, "items_per_s": len(requests) / med,
                         "speedup_vs_ltu_style": base / med, "encoder_runs": encoder_runs[name]}
         rows.append([name, len(requests) / med, base / med, encoder_runs[name], ", ".join(f"{t:.1f}" for t in ts)])
+    reuse = result["shardkit cloze (identity)"]["candidates_per_s"] / \
+        result["shardkit cloze, no prefix reuse"]["candidates_per_s"]
     table(f"eval throughput: {len(requests)} questions over {n_clips} clips, tiny-ltu, batch {args.batch_size}",
           ["path", "items/s", "× LTU-style", "encoder runs", "seconds per round"], rows)
+    print(f"cloze identity: {len(cloze)} prompts × {len(words)} words = {candidates} candidates; "
+          f"{result['shardkit cloze (identity)']['candidates_per_s']:.1f} candidates/s with each prompt run once, "
+          f"{result['shardkit cloze, no prefix reuse']['candidates_per_s']:.1f} whole: {reuse:.1f}×")
     print(f"LTU-style loop generated {statistics.mean(lengths):.1f} tokens per question on average "
           f"(at most {args.max_new_tokens}, greedy; LTU samples up to 400)")
     path = save("eval_throughput", {"items": len(requests), "clips": n_clips, "batch_size": args.batch_size,
+                                    "cloze_prompts": len(cloze), "cloze_candidates": candidates,
+                                    "cloze_reuse_speedup": reuse,
                                     "baseline_new_tokens_mean": statistics.mean(lengths),
                                     "max_new_tokens": args.max_new_tokens, "rounds": args.rounds, "runs": result,
                                     "peak_rss_mb": peak_rss_mb()}, args.results)

@@ -61,7 +61,8 @@ class SpliceAdapter:
     dtype: torch.dtype = torch.float32
     batch_size: int = 8
     cache: object | None = None  # shardkit.audio.cache.FeatureCache
-    share_prefix: bool = True  # yes_no: run each clip's shared question prefix once (False: every prompt whole)
+    share_prefix: bool = True  # yes_no: each clip's shared question prefix once; cloze: each prompt once (False:
+    #                            every prompt whole, for every continuation)
     _embeds: dict = field(default_factory=dict, repr=False)  # AudioRef -> [n_a, d], valid while weights are fixed
 
     # ------------------------------------------------------------------ audio
@@ -115,6 +116,19 @@ class SpliceAdapter:
     def _chunks(self, order):
         for k in range(0, len(order), self.batch_size):
             yield order[k:k + self.batch_size]
+
+    def _whole(self, order: list[int], sizes: list[int]):
+        """Consecutive requests whose rows (sizes) fit in a batch; a request larger than a batch goes alone. Each
+        request's rows stay in one chunk, so that its prompt runs once."""
+        chunk, rows = [], 0
+        for i, n in zip(order, sizes, strict=True):
+            if chunk and rows + n > self.batch_size:
+                yield chunk
+                chunk, rows = [], 0
+            chunk.append(i)
+            rows += n
+        if chunk:
+            yield chunk
 
     def yes_no(self, requests: Sequence[Request]) -> list[Result]:
         """log P(yes) − log P(no) for the next token after each prompt.
@@ -180,12 +194,32 @@ class SpliceAdapter:
         def with_continuations(r: Request, ids: list[int]) -> list[list[int]]:
             if not r.continuations:
                 raise ShardkitError(f"cloze request without continuations: {r.prompt!r}")
-            return [ids + tok(c, add_special_tokens=False).input_ids for c in r.continuations]
+            conts = [tok(c, add_special_tokens=False).input_ids for c in r.continuations]
+            if not all(conts):
+                raise ShardkitError(f"cloze continuation {r.continuations[conts.index([])]!r} has no tokens")
+            return [ids + c for c in conts]
 
         errors, seqs, order = self._batches(requests, with_continuations)
         out: dict[int, Result] = {i: Result(None, e) for i, e in errors.items()}
         flat = [(i, j) for i in order for j in range(len(seqs[i]))]
         scores: dict[int, list[float]] = {i: [0.0] * len(seqs[i]) for i in order}
+        if self.share_prefix:  # each prompt once, every continuation from its KV cache
+            conts = {i: [tok(c, add_special_tokens=False).input_ids for c in requests[i].continuations] for i in order}
+            for keys in self._whole(order, [len(conts[i]) for i in order]):
+                chunk = [(i, j) for i in keys for j in range(len(conts[i]))]
+                prefix = self._to_device(collate([seqs[i][0][:len(seqs[i][0]) - len(conts[i][0])] for i in keys],
+                                                 self.model.pad_id))
+                audio = self.audio_embeds([a for i in keys for a in requests[i].audio])
+                rows = [conts[i][j] for i, j in chunk]
+                t = max(map(len, rows))
+                ids = torch.tensor([x + [self.model.pad_id] * (t - len(x)) for x in rows], device=self.device)
+                mask = torch.tensor([[1] * len(x) + [0] * (t - len(x)) for x in rows], device=self.device)
+                owner = torch.tensor([keys.index(i) for i, _ in chunk], device=self.device)
+                lp = self.model.continuation_logprob_prefixed(prefix, audio, ids, mask, owner)
+                for (i, j), v, x in zip(chunk, lp, rows, strict=True):
+                    scores[i][j] = float(v) / len(x) if per_token else float(v)
+            out.update({i: Result(scores[i]) for i in order})
+            return [out[i] for i in range(len(requests))]
         for chunk in self._chunks(flat):
             rows = [seqs[i][j] for i, j in chunk]
             b = self._to_device(collate(rows, self.model.pad_id))

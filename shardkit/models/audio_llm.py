@@ -169,6 +169,36 @@ class AudioLLM(nn.Module):
         return torch.stack(out)
 
     @torch.no_grad()
+    def continuation_logprob_prefixed(self, prefix: dict[str, torch.Tensor], audio: torch.Tensor | None,
+                                      cont_ids: torch.Tensor, cont_mask: torch.Tensor,
+                                      owner: torch.Tensor) -> torch.Tensor:
+        """continuation_logprob for rows that share a prompt: each prompt (text and audio) runs once, and every
+        continuation of it runs from its KV cache; the first continuation token is read off the prompt's last
+        position, each later one off the continuation's own hidden states.
+
+        Shapes: prefix = collate(...) of g prompts [g, p] (left-padded); audio [n_clips, n_a, d] for them;
+        cont_ids, cont_mask [b, t] right-padded; owner [b] (prompt index of each row) → [b].
+        """
+        mask, pos = prefix["attention_mask"], prefix["position_ids"]
+        embeds = self.splice(prefix["input_ids"], audio)  # [g, p, d]
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+        first = out.logits[:, -1].float().log_softmax(-1)[owner].gather(-1, cont_ids[:, :1])[:, 0]  # [b]
+        cache = out.cache
+        cache.reorder_cache(owner)  # [b, ...]: row i continues from prompt owner[i]
+        b, t = cont_ids.shape
+        if t == 1:
+            return first
+        start = mask.sum(-1)[owner]  # [b]: real tokens before each continuation
+        h = self.lm.get_decoder()(
+            inputs_embeds=self.lm.get_input_embeddings()(cont_ids[:, :-1]), cache=cache, use_cache=True,
+            attention_mask=torch.cat([mask[owner], cont_mask[:, :-1]], dim=1),  # [b, p + t - 1]
+            position_ids=start[:, None] + torch.arange(t - 1, device=cont_ids.device),  # [b, t - 1]
+        ).last_hidden_state  # [b, t - 1, d]: position k predicts continuation token k + 1
+        logp = self.lm.get_output_embeddings()(h).float().log_softmax(-1)  # [b, t - 1, vocab]
+        rest = logp.gather(-1, cont_ids[:, 1:, None])[..., 0] * cont_mask[:, 1:]  # [b, t - 1]
+        return first + rest.sum(-1)
+
+    @torch.no_grad()
     def generate(self, input_ids, attention_mask, audio=None, **gen) -> torch.Tensor:
         """Stock `generate` over the spliced embeddings (KV cache on); returns only the new tokens: [b, t]."""
         embeds = self.splice(input_ids, audio)

@@ -98,6 +98,31 @@ def test_questions_sharing_a_prefix_score_as_whole_prompts(adapter, clips):
         assert abs(g.value - float(want[0])) < 1e-4
 
 
+def test_cloze_from_each_prompts_cache_equals_whole_rows(adapter, clips):
+    """cloze runs each prompt once and every continuation from its KV cache; the scores equal scoring each prompt +
+    continuation whole (continuations of 1 to 3 tokens, several per prompt, both placements, per token too), and an
+    empty continuation fails its item only."""
+    a, b, _ = clips[0]
+    conts = (" dog", " cat or bird", " yes", " a kind of animal")
+    reqs = [Request("what is <audio> ?", (a,), continuations=conts),
+            Request("is it <audio> a dog or <audio> ?", (b, a), continuations=conts[:2]),
+            Request("what is it ?", (b,), Placement.PREPENDED, continuations=conts[1:]),
+            Request("what is <audio> ?", (a,), continuations=(" dog", ""))]
+    adapter.batch_size = 3  # a prompt's continuations cross chunk boundaries
+    try:
+        shared = adapter.cloze(reqs)
+        adapter.share_prefix = False
+        whole = adapter.cloze(reqs)
+        per_token = adapter.cloze(reqs[:1], per_token=True)
+        adapter.share_prefix = True
+        assert np.allclose(adapter.cloze(reqs[:1], per_token=True)[0].value, per_token[0].value, atol=1e-4)
+    finally:
+        adapter.share_prefix, adapter.batch_size = True, 8
+    for x, y in zip(shared[:3], whole[:3], strict=True):
+        assert x.error is None and len(x.value) == len(y.value) and np.allclose(x.value, y.value, atol=1e-4)
+    assert shared[3].value is None and "has no tokens" in shared[3].error and whole[3].error == shared[3].error
+
+
 def test_attention_batched_equals_alone_and_finds_the_word(adapter, clips):
     reqs = requests(clips[0])
     words = ["dog", "bird", None, "what"]
