@@ -1,13 +1,14 @@
 """FT-Large's forgetting and its mitigations, side by side: labelling (identity) against reasoning (F1, AUROC).
 
 The seed paper finds that tuning on a million interleaved samples costs labelling. Every row that varies FT-Large
-(today: its weights moved back toward the start, `ablations.interpolate`) is a candidate remedy; this table puts
-them beside the original and FT-Large, and marks the Pareto front of identity and mean F1.
+(its weights moved back toward the start, its LoRA's intruder dimensions shrunk, EWC, more replay) is a candidate
+remedy; this table and plot put them beside the original and FT-Large, and mark the Pareto front of identity and
+mean F1.
 """
 
 from shardkit.eval.report import fmt, fmt_cell
 from shardkit.names import YES_NO
-from shardkit.study.plots import IDENTITY, row_metric
+from shardkit.study.plots import IDENTITY, row_metric, save_png
 
 
 def pareto(points: dict[str, tuple[float, float]]) -> set[str]:
@@ -16,19 +17,62 @@ def pareto(points: dict[str, tuple[float, float]]) -> set[str]:
             if not any(x2 >= x and y2 >= y and (x2, y2) != (x, y) for m, (x2, y2) in points.items() if m != n)}
 
 
-def forgetting_section(rows: list[dict]) -> list[str]:
-    """FT-Large's forgetting and each mitigation of it, beside the original: labelling (identity) against reasoning
-    (F1 and AUROC), the Pareto front of labelling and mean F1 marked."""
+def _shown(rows: list[dict]) -> list[dict]:
+    """The original, FT-Large and every row that varies FT-Large (empty when no mitigation ran)."""
     large = [r for r in rows if r["name"] == "FT-Large" or (r["group"] == "ablation" and r.get("base") == "FT-Large")]
-    if len(large) < 2:
-        return []
-    shown = [r for r in rows if r["name"] == "original"] + large
+    return [r for r in rows if r["name"] == "original"] + large if len(large) >= 2 else []
+
+
+def _points(rows: list[dict]) -> dict[str, tuple[float, float]]:
+    """Name → (identity, mean F1) of each row with both."""
     points = {}
-    for r in shown:
+    for r in rows:
         ident, f1 = row_metric(r, "identity", IDENTITY), [row_metric(r, t, "f1") for t in YES_NO]
         if ident and all(f1):
             points[r["name"]] = (ident["value"], sum(m["value"] for m in f1) / 2)
+    return points
+
+
+def draw_forgetting(ax, rows: list[dict]) -> bool:
+    """Labelling against reasoning for the original, FT-Large and each mitigation, the Pareto front joined and
+    starred; False when no mitigation ran."""
+    points = _points(_shown(rows))
+    if len(points) < 2:
+        return False
     front = pareto(points)
+    for name, (x, y) in points.items():
+        ax.plot(100 * x, 100 * y, "*" if name in front else "o", ms=11 if name in front else 6,
+                color="tab:red" if name in front else "tab:blue")
+        ax.annotate(name, (100 * x, 100 * y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    line = sorted(points[n] for n in front)
+    ax.plot([100 * x for x, _ in line], [100 * y for _, y in line], color="tab:red", lw=0.8, ls="--")
+    ax.set(xlabel="identity accuracy, strict and class-balanced (%)", ylabel="mean of synonym and hypernym F1 (%)",
+           title="FT-Large's forgetting and its mitigations (★ Pareto front)")
+    return True
+
+
+def plot_forgetting(folder, rows: list[dict]) -> None:
+    """`folder/forgetting.png` (`draw_forgetting`), or none when no mitigation ran (a stale one removed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if draw_forgetting(ax, rows):
+        save_png(fig, folder / "forgetting.png")
+    else:
+        plt.close(fig)
+        (folder / "forgetting.png").unlink(missing_ok=True)
+
+
+def forgetting_section(rows: list[dict]) -> list[str]:
+    """FT-Large's forgetting and each mitigation of it, beside the original: labelling (identity) against reasoning
+    (F1 and AUROC), the Pareto front of labelling and mean F1 marked."""
+    shown = _shown(rows)
+    if not shown:
+        return []
+    front = pareto(_points(shown))
     out = ["## Forgetting and its mitigations", "", "FT-Large against the original and each mitigation of its "
            "forgetting (rows varying FT-Large): labelling (identity, strict and class-balanced) beside reasoning. "
            "★ marks the Pareto front of identity and mean F1: no other row is better on both.", "",
@@ -39,4 +83,5 @@ def forgetting_section(rows: list[dict]) -> list[str]:
         cells += [fmt(row_metric(r, t, "auroc"), pct=False) for t in YES_NO]
         star = "★" if r["name"] in front else ""
         out.append(f"| {fmt_cell(r['name'])} | " + " | ".join(cells) + f" | {star} |")
-    return out + [""]
+    return out + ["", "![forgetting](plots/forgetting.png)", "", "*Labelling against reasoning for the original, "
+                  "FT-Large and each mitigation; ★ and the dashed line: the Pareto front.*", ""]

@@ -42,7 +42,7 @@ def _pct(m: dict) -> tuple[float, float, float]:
     return v, 0.0 if lo is None else max(0.0, v - 100 * lo), 0.0 if hi is None else max(0.0, 100 * hi - v)
 
 
-def _save(fig, path: Path) -> None:
+def save_png(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     with replacing(path) as tmp:
@@ -76,7 +76,7 @@ def draw(folder: Path, study: dict) -> None:
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(BARS))], [h for _, _, h in BARS], fontsize=8)
         ax.set(ylim=(0, 100), ylabel="% (95% CI)", title=title)
         ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-    _save(fig, folder / "bars.png")
+    save_png(fig, folder / "bars.png")
 
     # 2. trade-off: labelling (x) against reasoning (y)
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -103,7 +103,7 @@ def draw(folder: Path, study: dict) -> None:
     ax.set_xlim(left=-1, right=max(ax.get_xlim()[1], 10))  # percent axes from 0, even when nobody labels right
     ax.set_ylim(bottom=min(ax.get_ylim()[0], 0), top=max(ax.get_ylim()[1], 10))
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    _save(fig, folder / "tradeoff.png")
+    save_png(fig, folder / "tradeoff.png")
 
     # 3. precision–recall per yes/no task; operating points get CIs only where no curve was drawn
     fig, axes = plt.subplots(1, len(YES_NO), figsize=(10, 4), squeeze=False)
@@ -127,12 +127,12 @@ def draw(folder: Path, study: dict) -> None:
             handles.setdefault(lab, h)
     names = [r["name"] for r in rows if r["name"] in handles]
     axes[0][-1].legend([handles[n] for n in names], names, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    _save(fig, folder / "pr.png")
+    save_png(fig, folder / "pr.png")
 
     # 4. where attention goes: the audio's share by layer, one line per condition (the attention branch)
     fig, ax = plt.subplots(figsize=(7, 4))
     if draw_attention(ax, study):
-        _save(fig, folder / "attention.png")
+        save_png(fig, folder / "attention.png")
     else:
         plt.close(fig)
         (folder / "attention.png").unlink(missing_ok=True)
@@ -152,4 +152,4 @@ def draw(folder: Path, study: dict) -> None:
         ax.set_xscale("log")
     ax.set(xlabel="samples seen (step × global batch)", ylabel="training loss")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    _save(fig, folder / "loss.png")
+    save_png(fig, folder / "loss.png")

@@ -15,8 +15,9 @@ from shardkit.files import atomic_write
 from shardkit.names import YES_NO
 from shardkit.study.attention import attention_section
 from shardkit.study.audio_use import audio_diff, audio_warnings, cascade_notes, named_notes, named_section, passes
-from shardkit.study.forgetting import forgetting_section
+from shardkit.study.forgetting import forgetting_section, plot_forgetting
 from shardkit.study.plots import IDENTITY, draw, row_metric
+from shardkit.study.pretrain import pretrain_section
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +287,7 @@ def write_report(out: Path, study: dict) -> None:
     plots = out / "plots"
     try:
         draw(plots, study)
+        plot_forgetting(plots, study["rows"])
     except Exception as e:  # a plotting failure must not lose a finished study
         log.warning("study plots failed: %s", e)
     sh, rows, tests = study["shard"], study["rows"], study.get("tests") or {}
@@ -332,6 +334,7 @@ def write_report(out: Path, study: dict) -> None:
             lines += _tests_table(tests[key]) + [""]
     lines += named_section(study)
     lines += forgetting_section(rows)
+    lines += pretrain_section(rows, tests.get("ablations") or [])
     lines += attention_section(study)
     lines += [HOW_TO_READ, "", "## Plots", "",
               "![bars](plots/bars.png)", "", "*Each row's headline metrics with 95% CIs; conditions left, "

@@ -1,7 +1,7 @@
 """FT-Large's forgetting and its mitigations (study/forgetting.py): the Pareto front, the table, and the plan of the
 weight-space interpolation branch."""
 
-from shardkit.study.forgetting import forgetting_section, pareto
+from shardkit.study.forgetting import draw_forgetting, forgetting_section, pareto
 from shardkit.study.preset import load_preset
 from shardkit.study.stages import plan_study
 
@@ -31,6 +31,28 @@ def test_the_table_lists_ft_large_its_mitigations_and_the_original():
     assert star == {"row": False, "original": True, "FT-Large": True, "FT-Large ×0.5": True,
                     "FT-Large ×0.25": False}  # ×0.25 labels and reasons worse than FT-Large itself
     assert forgetting_section(rows[:3]) == []  # no mitigation asked: no section
+    assert "![forgetting](plots/forgetting.png)" in md
+
+
+def test_the_plot_stars_the_front_and_joins_it(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [_row("original", "condition", None, 0.4, 0.3), _row("FT-Large", "condition", None, 0.1, 0.6),
+            _row("FT-Large ×0.5", "ablation", "FT-Large", 0.3, 0.5), _row("FT-Large ×0.25", "ablation", "FT-Large",
+                                                                         0.05, 0.55)]
+    fig, ax = plt.subplots()
+    assert draw_forgetting(ax, rows)
+    stars = [ln for ln in ax.lines if ln.get_marker() == "*"]
+    assert sorted(float(ln.get_xdata()[0]) for ln in stars) == [10.0, 30.0, 40.0]  # original, ×0.5, FT-Large
+    front = next(ln for ln in ax.lines if ln.get_linestyle() == "--")
+    assert list(front.get_xdata()) == [10.0, 30.0, 40.0] and list(front.get_ydata()) == [60.0, 50.0, 30.0]
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    assert not draw_forgetting(ax, rows[:2])  # no mitigation: no plot
+    plt.close(fig)
 
 
 def test_interpolation_evaluates_ft_large_scaled_toward_its_start():

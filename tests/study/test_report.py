@@ -223,7 +223,8 @@ def test_no_losses_no_loss_plot(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert not (tmp_path / "plots" / "loss.png").exists()
     assert "loss" not in md.lower()
-    assert md.count("![") == 3
+    assert md.count("![") == 4  # bars, trade-off, precision-recall, forgetting (the study has an FT-Large ablation)
+    assert (tmp_path / "plots" / "forgetting.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_generate_scoring_at_paper_scale(tmp_path):
