@@ -274,27 +274,57 @@ def load_shard(folder: Path) -> tuple[list[dict], dict]:
     return [json.loads(line) for line in data.decode().splitlines()], meta
 
 
+FEATURES = {"id": "string", "task": "string", "word": "string", "mid": "string", "synset": "string",
+            "candidate": "string", "answer": "string", "negative_kind": "string", "depth": "int32",
+            "aliases": ["string"], "clip_id": "string", "audio": "string", "start": "float64", "end": "float64",
+            "available": "bool", "audio_sha256": "string"}  # every column typed, even when all its values are null
+
+
+def _features_yaml(config: str) -> str:
+    lines = [f"- config_name: {config}", "  features:"]
+    for name, dtype in FEATURES.items():
+        lines += [f"  - name: {name}", f"    dtype: {dtype}"] if isinstance(dtype, str) else \
+            [f"  - name: {name}", "    sequence: string"]
+    return "\n".join(lines) + "\n"
+
+
 def _export_datasets(folder: Path, items: list[dict], audio_root: Path) -> None:
     """One JSONL per task plus a README whose `configs` let `datasets.load_dataset(folder, task)` read it.
 
-    Audio stays a path string (absolute), so nothing decodes it: torchcodec does not import everywhere.
+    Safe to move and to reload: `audio` is the clip's path relative to the audio root (recorded in the README and
+    in SHARD's meta.json), every column is declared with its type, and each file is named by the hash of its content,
+    so that `datasets`, which keys its cache on the README's file patterns, can never serve another build's rows.
+    Audio stays a path string, not decoded: torchcodec does not import everywhere (the README gives a recipe).
     """
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.jsonl"):  # an earlier build's files: their names would still match nothing, but go
+        old.unlink()
+    names = {}
     for task in TASKS:
-        with (folder / f"{task}.jsonl").open("w") as f:
-            for i in items:
-                if i["task"] == task:
-                    p = i["clip"]["path"]
-                    audio = None if p is None else str((audio_root / p).resolve())
-                    row = {k: v for k, v in i.items() if k != "clip"} | {
-                        "clip_id": i["clip"]["id"], "audio": audio, "start": i["clip"]["start"],
-                        "end": i["clip"]["end"], "available": i["clip"]["available"],
-                    }
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    configs = "".join(f"- config_name: {t}\n  data_files: {t}.jsonl\n" for t in TASKS)
+        rows = []
+        for i in items:
+            if i["task"] == task:
+                c = i["clip"]
+                rows.append({k: v for k, v in i.items() if k != "clip"} | {
+                    "clip_id": c["id"], "audio": c["path"], "start": c["start"], "end": c["end"],
+                    "available": c["available"], "audio_sha256": c.get("sha256")})
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+        names[task] = f"{task}-{hashlib.sha256(data).hexdigest()[:12]}.jsonl"
+        (folder / names[task]).write_bytes(data)
+    configs = "".join(f"- config_name: {t}\n  data_files: {names[t]}\n" for t in TASKS)
+    infos = "".join(_features_yaml(t) for t in TASKS)
+    root = audio_root.resolve()
     (folder / "README.md").write_text(
-        f"---\nconfigs:\n{configs}---\n# SHARD (datasets export)\n\n"
-        "`datasets.load_dataset(\"<this folder>\", \"synonym\")`; `audio` is a file path, not decoded.\n"
+        f"---\nconfigs:\n{configs}dataset_info:\n{infos}---\n# SHARD (datasets export)\n\n"
+        f"```python\nimport datasets, os\nds = datasets.load_dataset(\"<this folder>\", \"synonym\", split=\"train\")\n"
+        f"root = \"{root}\"  # the audio root of this build; after a move, wherever the clips are now\n"
+        "ds = ds.map(lambda r: {\"path\": os.path.join(root, r[\"audio\"]) if r[\"audio\"] else None})\n```\n\n"
+        "`audio` is each clip's path relative to the audio root (null: no audio file); `start` and `end` are the "
+        "seconds of the file that make the clip (`end` null: to the end), `audio_sha256` its content hash. Audio is "
+        "not decoded: `datasets.Audio()` needs torchcodec, which does not import everywhere; read a clip with "
+        "soundfile instead: `wave, sr = soundfile.read(path, start=int(start * sr0), stop=...)` (sr0 from "
+        "`soundfile.info(path).samplerate`), or cast the column with `ds.cast_column(\"path\", datasets.Audio())` "
+        "where torchcodec works. Each data file is named by the hash of its content.\n"
     )
 
 

@@ -35,6 +35,9 @@ gold label written in place of the audio — separates "did not hear it" from "c
   sha256 of `shard.jsonl`: `{meta['sha256']}`
 - clips whose audio is unavailable: {unavailable} (listed in `meta.json`; their items are kept, marked
   `"available": false`, so every user of one manifest gets the same benchmark)
+- files: `shard.jsonl` (the items), `meta.json` (this build's numbers, the audio root), and `hf/`, the same items
+  for `datasets.load_dataset("<folder>/hf", "synonym")`: one typed JSONL per task named by its content hash, the
+  audio as paths relative to the audio root (`hf/README.md` shows how to join it and read a clip)
 
 | task | items | yes | no | hard negatives | random negatives |
 |---|---|---|---|---|---|

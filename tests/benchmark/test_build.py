@@ -1,5 +1,6 @@
 import json
 from collections import defaultdict
+from pathlib import Path
 
 from shardkit.benchmark.build import build
 from shardkit.benchmark.config import BuildConfig
@@ -14,7 +15,7 @@ def _items(out):
 
 def test_outputs_and_schema(shard):
     out, meta = shard
-    for name in ("shard.jsonl", "meta.json", "card.md", "hf/README.md", "hf/synonym.jsonl"):
+    for name in ("shard.jsonl", "meta.json", "card.md", "hf/README.md"):
         assert (out / name).exists(), name
     items = _items(out)
     assert len(items) == meta["n_items"] > 300
@@ -128,12 +129,37 @@ def test_max_depth_and_per_task(tmp_path):
     assert meta["config"]["max_depth"] == 2
 
 
-def test_datasets_export_loads_offline(shard):
+def test_datasets_export_loads_offline_typed_and_movable(shard, tmp_path):
+    """`datasets` reads every task with each column typed (nulls included), into a cache of the test's own; `audio`
+    is relative to the audio root the README records, so the clip is found from wherever the root is."""
     import datasets
 
-    ds = datasets.load_dataset(str(shard[0] / "hf"), "hypernym", split="train")
-    assert len(ds) == shard[1]["counts"]["hypernym"]["n"]
-    assert isinstance(ds[0]["audio"], str) and ds[0]["audio"].endswith(".wav")
+    folder, meta = shard
+    ds = datasets.load_dataset(str(folder / "hf"), "hypernym", split="train", cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == meta["counts"]["hypernym"]["n"]
+    assert ds.features["depth"].dtype == "int32" and ds.features["end"].dtype == "float64"
+    ident = datasets.load_dataset(str(folder / "hf"), "identity", split="train", cache_dir=str(tmp_path / "cache"))
+    assert ident.features["candidate"].dtype == "string" and ident[0]["candidate"] is None  # typed though all null
+    row = ds[0]
+    assert not Path(row["audio"]).is_absolute() and row["audio"].endswith(".wav")
+    assert meta["audio_root"] in (folder / "hf" / "README.md").read_text()
+    assert (Path(meta["audio_root"]) / row["audio"]).is_file() and row["start"] == 0.0
+
+
+def test_two_builds_never_share_cached_rows(shard, tmp_path):
+    """Each data file is named by its content: another SHARD, or a rebuild in place, loads its own rows even from
+    a cache that has seen the first (datasets keys its cache on the README's file patterns)."""
+    import datasets
+
+    cache = str(tmp_path / "cache")
+    first = datasets.load_dataset(str(shard[0] / "hf"), "synonym", split="train", cache_dir=cache)
+    other = build(tmp_path / "other", BuildConfig(per_task=1))
+    again = datasets.load_dataset(str(tmp_path / "other" / "hf"), "synonym", split="train", cache_dir=cache)
+    assert len(first) == shard[1]["counts"]["synonym"]["n"] != len(again) == other["counts"]["synonym"]["n"]
+    rebuilt = build(tmp_path / "other", BuildConfig(per_task=2))  # in place, another config
+    third = datasets.load_dataset(str(tmp_path / "other" / "hf"), "synonym", split="train", cache_dir=cache)
+    assert len(third) == rebuilt["counts"]["synonym"]["n"] != len(again)
+    assert len(list((tmp_path / "other" / "hf").glob("synonym-*.jsonl"))) == 1  # the old file went
 
 
 def test_card_documents_criteria(shard):
