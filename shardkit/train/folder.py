@@ -8,7 +8,8 @@ identity prompts as replay against forgetting.
 
 Output of `make_data(out, cfg)`:
 
-- `out/data-00000.jsonl`, ... — `cfg.shard_size` records each, one JSON object a line:
+- `out/data-00000-<sha256[:12]>.jsonl`, ... — `cfg.shard_size` records each, one JSON object a line (each file
+  named by its content):
   `{"id", "messages": [{"role": "user", "content": "... <audio> ..."}, {"role": "assistant", "content": ...}],
   "audios": ["/abs/clip.wav", ...], "task": identity|synonym|hypernym|description|replay,
   "placement": "interleaved"|"prepended", "clip_ids": [...], "facts": {"label", "synset", "candidate",
@@ -17,11 +18,12 @@ Output of `make_data(out, cfg)`:
 - `out/meta.json` — written last, so its presence marks a complete folder: size, seed, config, the mix (requested
   and realised counts per task), the leakage (overlap) report, clips and labels used, the WordNet synset chosen
   for every label, and sha256 and record count of every shard.
-- `out/sharegpt/` — the LLaMA-Factory / ms-swift format: `data/data-00000.jsonl`, ... holding only `messages`
+- `out/sharegpt/` — the LLaMA-Factory / ms-swift format: `data/data-00000-<sha>.jsonl`, ... holding only `messages`
   and `audios`, and `dataset_info.json` (entry `shardkit_instruct`: `formatting: sharegpt`, `columns` and `tags`).
   Those tools need one marker per audio in every sample, so replay samples carry their markers at the very start
   of the user message there (interleaved-at-position-0 is prepended, see `models/prompts.py`).
-- `out/README.md` — this description, for whoever finds the folder.
+- `out/README.md` — this description, for whoever finds the folder, headed by the `configs` that let
+  `datasets.load_dataset(out)` read the samples (config `sharegpt`: the export) and never meta.json.
 
 Labels that are SHARD words take their audited synset from `benchmark/senses.tsv`. Every other label is mapped
 automatically and without review: the whole display name, else a comma-separated part of it, as a WordNet noun
@@ -58,7 +60,8 @@ ROLES = ("system", "user", "assistant")
 # ---------------------------------------------------------------- writing
 
 class _ShardWriter:
-    """Writes lines into `prefix-00000.jsonl`, ... of `size` lines each, hashing as it goes."""
+    """Writes lines into `prefix-00000-<sha256[:12]>.jsonl`, ... of `size` lines each, hashing as it goes; each file
+    is named by its content once closed, so that `datasets`' cache (keyed on file names) never mixes two builds."""
 
     def __init__(self, folder: Path, size: int, prefix: str = "data"):
         self.folder, self.size, self.prefix = folder, size, prefix
@@ -79,7 +82,11 @@ class _ShardWriter:
     def _close_one(self) -> None:
         if self._f is not None:
             self._f.close()
-            self.shards[-1]["sha256"] = self._h.hexdigest()
+            shard = self.shards[-1]
+            shard["sha256"] = self._h.hexdigest()
+            named = f"{shard['file'].removesuffix('.jsonl')}-{shard['sha256'][:12]}.jsonl"
+            (self.folder / shard["file"]).replace(self.folder / named)
+            shard["file"] = named
             self._f = None
 
     def close(self) -> list[dict]:
@@ -235,7 +242,11 @@ def make_data(out: Path, cfg: DataConfig, manifest: Path | None = None, audio_ro
         "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
     }}
     (out / "sharegpt" / "dataset_info.json").write_text(json.dumps(info, indent=2) + "\n")
-    (out / "README.md").write_text("# shardkit instruction data\n\nWritten by `shardkit make-data` "
+    configs = "".join(f"- config_name: {name}\n  data_files:\n" + "".join(f"  - {f}\n" for f in files)
+                      for name, files in (("default", [x["file"] for x in shards]),
+                                          ("sharegpt", [f"sharegpt/data/{x['file']}" for x in exported])))
+    (out / "README.md").write_text(f"---\nconfigs:\n{configs}---\n"  # datasets.load_dataset(out[, "sharegpt"])
+                                   "# shardkit instruction data\n\nWritten by `shardkit make-data` "
                                    f"(shardkit {__version__}, seed {cfg.seed}, {cfg.size} samples).\n\n"
                                    + (__doc__ or "").split("\n\n", 1)[-1])
     (out / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")

@@ -61,7 +61,8 @@ def test_same_seed_same_bytes_other_seed_differs(sharded_runs):
 def test_shards_of_300_on_1000_make_4_files_and_read_back_in_order(sharded_runs):
     out = sharded_runs[0]
     files = sorted(out.glob("data-*.jsonl"))
-    assert [f.name for f in files] == [f"data-0000{i}.jsonl" for i in range(4)]
+    meta = json.loads((out / "meta.json").read_text())
+    assert [f.name for f in files] == [f"data-0000{i}-{x['sha256'][:12]}.jsonl" for i, x in enumerate(meta["shards"])]
     assert [len(f.read_text().splitlines()) for f in files] == [300, 300, 300, 100]
     assert len(list((out / "sharegpt" / "data").glob("data-*.jsonl"))) == 4
     samples = _read(out)
@@ -204,12 +205,12 @@ def test_only_train_split_clips(default_run):
     assert meta["clips"]["left_out_by_split"] == sum(v == "test" for v in split.values())
 
 
-def test_sharegpt_export_loads_with_datasets_offline(default_run):
+def test_sharegpt_export_loads_with_datasets_offline(default_run, tmp_path):
     from datasets import load_dataset
 
     out, _, samples = default_run
     files = sorted(str(p) for p in (out / "sharegpt" / "data").glob("data-*.jsonl"))
-    ds = load_dataset("json", data_files=files, split="train", cache_dir=str(out / "hf-cache"))
+    ds = load_dataset("json", data_files=files, split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert ds.column_names == ["messages", "audios"] and len(ds) == len(samples)
     for row, s in zip(ds.select(range(200)), samples[:200], strict=True):
         assert sum(m["content"].count(AUDIO) for m in row["messages"]) == len(row["audios"])  # replay included
@@ -218,6 +219,18 @@ def test_sharegpt_export_loads_with_datasets_offline(default_run):
     assert info["formatting"] == "sharegpt" and info["file_name"] == "data"
     assert info["columns"] == {"messages": "messages", "audios": "audios"}
     assert info["tags"]["user_tag"] == "user" and info["tags"]["assistant_tag"] == "assistant"
+
+
+def test_the_folder_itself_loads_with_datasets(default_run, tmp_path):
+    """`load_dataset(out)` reads the samples (never meta.json), and `load_dataset(out, "sharegpt")` the export, into
+    a cache of the test's own."""
+    from datasets import load_dataset
+
+    out, _, samples = default_run
+    ds = load_dataset(str(out), split="train", cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == len(samples) and ds[0]["id"] == samples[0]["id"] and "messages" in ds.column_names
+    share = load_dataset(str(out), "sharegpt", split="train", cache_dir=str(tmp_path / "cache"))
+    assert share.column_names == ["messages", "audios"] and len(share) == len(samples)
 
 
 def test_validate_sample_rejects_mismatch_and_malformed_messages():
