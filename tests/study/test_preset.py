@@ -19,9 +19,10 @@ def test_shipped_presets():
 
 
 def test_reasoning_preset_is_the_demo_with_an_instruct_base():
-    """cpu-reasoning changes nothing of cpu-demo but the instruct stage, the training seeds and the attention branch,
-    with the recipe under which SmolLM2 learnt to answer held-out relation questions while still naming clips: every
-    linear layer, the answer's loss only, 450 steps, prepended audio, a fifth of them labeling."""
+    """cpu-reasoning changes nothing of cpu-demo but the instruct stage, the training seeds, the attention branch and
+    FT-Large's forgetting remedies; the instruct stage with the recipe under which SmolLM2 learnt to answer held-out
+    relation questions while still naming clips: every linear layer, the answer's loss only, 450 steps, prepended
+    audio, a fifth of them labeling."""
     from dataclasses import replace
 
     demo, reasoning = load_preset("cpu-demo"), load_preset("cpu-reasoning")
@@ -30,12 +31,30 @@ def test_reasoning_preset_is_the_demo_with_an_instruct_base():
     assert {k: v for k, v in vars(reasoning).items() if k not in differ} == \
         {k: v for k, v in vars(demo).items() if k not in differ}
     assert reasoning.ablations == replace(demo.ablations, attention=("original", "zero-shot", "ft-small", "ft-large"),
-                                          interpolate=(0.25, 0.5, 0.75), large_replay=(0.3,))
+                                          interpolate=(0.25, 0.5, 0.75), large_replay=(0.3,), intruders=(0.75, 0.25),
+                                          ewc=(1000.0,))
     assert demo.seeds == (0,) and reasoning.seeds == (0, 1, 2)
     train, data = reasoning.instruct.train, reasoning.instruct.data
     assert not train.train_on_prompt and len(train.lora_targets) == 7
     assert data.placement == "prepended" and data.size // train.batch_size == 450
     assert data.mix["replay"] == 0.2 and abs(sum(data.mix.values()) - 1) < 1e-9
+
+
+def test_mechanism_preset_is_reasonings_first_seed_with_every_branch():
+    """cpu-mechanism = cpu-reasoning's seed 0 plus the pre-training branches; its seed-0 stages are cpu-reasoning's,
+    so it resumes a cpu-reasoning run folder."""
+    from dataclasses import replace
+
+    from shardkit.study.stages import plan_study
+
+    reasoning, mechanism = load_preset("cpu-reasoning"), load_preset("cpu-mechanism")
+    differ = ("name", "description", "train_seeds", "ablations")
+    assert {k: v for k, v in vars(mechanism).items() if k not in differ} == \
+        {k: v for k, v in vars(reasoning).items() if k not in differ}
+    assert mechanism.seeds == (0,) and mechanism.ablations == replace(reasoning.ablations,
+                                                                      pretrain=("interleaved", "mixed"))
+    first = plan_study(load_preset("cpu-reasoning", {"train_seeds": [0]})).stages
+    assert set(first) < set(plan_study(mechanism).stages)
 
 
 def test_paper_preset_needs_the_model():
