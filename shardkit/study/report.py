@@ -120,6 +120,11 @@ def _above(m: dict | None, value: float) -> bool:
     return bool(m) and m["ci"][0] is not None and m["ci"][0] > value
 
 
+def _below(m: dict | None, value: float) -> bool:
+    """The metric's CI lies below `value`."""
+    return bool(m) and m["ci"][1] is not None and m["ci"][1] < value
+
+
 def one_minute(study: dict) -> list[str]:
     """What a reader can trust in one minute: can the model reason when told the label, does it hear, does its
     reasoning use what it hears, and what became of the paper's claims — each with the control that bounds it."""
@@ -148,15 +153,19 @@ def one_minute(study: dict) -> list[str]:
     ranked = [(r, t) for r in conditions for t in YES_NO if row_metric(r, t, "auroc")]
     above = sum(_above(row_metric(r, t, "auroc"), 0.5) for r, t in ranked)
     audio = [t for t in tests.get("audio") or [] if t["task"] in YES_NO and audio_diff(t)[0] is not None]
-    dropped = sum(passes(t, -1) for t in audio)
+    dropped, rose = sum(passes(t, -1) for t in audio), sum(passes(t, +1) for t in audio)
     if ranked:
+        below = sum(_below(row_metric(r, t, "auroc"), 0.5) for r, t in ranked)
         line = (f"- **Reasoning from the audio.** {above} of {len(ranked)} condition × task reasoning AUROCs exceed "
-                "0.5 outside their CI")
+                "0.5 outside their CI" + (f" ({below} fall below it: yes ranked under no)" if below else ""))
         if audio:
             line += f"; mismatched audio or silence lowers {dropped} of the {len(audio)} reasoning scores tested"
+            line += f" and raises {rose}" if rose else ""
         stops = named_notes(study.get("named") or [])
-        out.append(line + (" — " + ("the model is not shown to use the audio to reason" if not dropped else
-                                     "where it drops, the score came from the audio") + ".")
+        use = ("the model is not shown to use the audio to reason" if not dropped and not rose else
+               "where one rises, the answers depend on the audio but its own clip serves them worse" if not dropped
+               else "where it drops, the score came from the audio")
+        out.append(line + " — " + use + "."
                    + (" On the clips it names right its own answer in words reasons and the audio does not: see "
                       "\"Where the reasoning stops\"." if stops else ""))
     verdicts = [r.get("verdict", "undetermined") for r in study.get("reference") or []]

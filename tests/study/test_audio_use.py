@@ -18,11 +18,13 @@ def test_audio_warnings_name_every_score_the_wrong_audio_leaves_standing():
 
     tests = [t("synonym", "auroc", -0.2, 0.01),  # dropped, significant: the audio is used
              t("hypernym", "auroc", -0.02, 0.6),  # no significant drop
-             t("identity", "identity_accuracy_balanced", 0.01, 0.9)]  # rose: not from the audio
+             t("identity", "identity_accuracy_balanced", 0.01, 0.9),  # rose, not significantly: not from the audio
+             t("hypernym", "auroc", 0.12, 0.008)]  # rose significantly: the audio steers it, the wrong way
     w = audio_warnings(tests)
-    assert len(w) == 2
+    assert len(w) == 3
     assert w[0].startswith("original, hypernym: AUROC is not shown to drop with mismatched audio") and "0.6" in w[0]
     assert w[1].startswith("original, identity: identity is not shown to drop") and "not shown to use the audio" in w[1]
+    assert w[2].startswith("original, hypernym: AUROC rises with mismatched audio") and "serves them worse" in w[2]
 
 
 def test_cascade_notes_say_where_the_own_label_beats_the_audio():
