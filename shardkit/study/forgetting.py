@@ -8,7 +8,7 @@ mean F1.
 
 from shardkit.eval.report import fmt, fmt_cell
 from shardkit.names import YES_NO
-from shardkit.study.plots import IDENTITY, row_metric, save_png
+from shardkit.study.plots import IDENTITY, panel, row_metric
 
 
 def pareto(points: dict[str, tuple[float, float]]) -> set[str]:
@@ -53,17 +53,7 @@ def draw_forgetting(ax, rows: list[dict]) -> bool:
 
 def plot_forgetting(folder, rows: list[dict]) -> None:
     """`folder/forgetting.png` (`draw_forgetting`), or none when no mitigation ran (a stale one removed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    if draw_forgetting(ax, rows):
-        save_png(fig, folder / "forgetting.png")
-    else:
-        plt.close(fig)
-        (folder / "forgetting.png").unlink(missing_ok=True)
+    panel(folder / "forgetting.png", lambda ax: draw_forgetting(ax, rows), (7, 5))
 
 
 def forgetting_section(rows: list[dict]) -> list[str]:

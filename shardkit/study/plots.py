@@ -50,6 +50,21 @@ def save_png(fig, path: Path) -> None:
     plt.close(fig)
 
 
+def panel(path: Path, drawer, figsize: tuple[float, float]) -> None:
+    """One optional plot: `drawer(ax)` says whether its branch ran; if not, no file (a stale one is removed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    if drawer(ax):
+        save_png(fig, path)
+    else:
+        plt.close(fig)
+        path.unlink(missing_ok=True)
+
+
 def draw(folder: Path, study: dict) -> None:
     import matplotlib
 
@@ -130,12 +145,7 @@ def draw(folder: Path, study: dict) -> None:
     save_png(fig, folder / "pr.png")
 
     # 4. where attention goes: the audio's share by layer, one line per condition (the attention branch)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if draw_attention(ax, study):
-        save_png(fig, folder / "attention.png")
-    else:
-        plt.close(fig)
-        (folder / "attention.png").unlink(missing_ok=True)
+    panel(folder / "attention.png", lambda ax: draw_attention(ax, study), (7, 4))
 
     # 5. training loss against samples seen
     losses = [x for x in study.get("losses") or [] if any(e.get("loss") is not None for e in x.get("log") or [])]
