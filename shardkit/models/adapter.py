@@ -67,6 +67,16 @@ class SpliceAdapter:
 
     # ------------------------------------------------------------------ audio
 
+    @property
+    def tunable(self) -> AudioLLM:
+        """What `shardkit train` trains: the AudioLLM itself."""
+        return self.model
+
+    def encode_sample(self, instruction: str, answer: str, placement: str, refs) -> tuple[list[int], int]:
+        """(ids with AUDIO_ID slots, prompt length) of a training sample."""
+        m = self.model
+        return encode(m.tokenizer, instruction, len(refs), m.n_audio_tokens, placement, m.template, answer)
+
     def features(self, ref: AudioRef) -> np.ndarray:
         """Front-end features of one clip (cached on disk); raises ShardkitError for unusable audio."""
         from shardkit.audio.cache import clip_key

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shardkit.audio.io import SR
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef, Request, Result
 from shardkit.models.audio_llm import NO, YES, answer_token_ids
@@ -38,7 +39,6 @@ from shardkit.names import Placement
 
 log = logging.getLogger(__name__)
 
-SR = 16_000
 WINDOW_SECONDS = 30.0  # Whisper's window: the feature extractor pads or cuts every clip to 30 s (a clip is cut here)
 # A clip under 7 feature frames gives a single audio token, and a Qwen2-Audio batch without two adjacent audio tokens
 # goes down transformers' legacy expand-inside-the-model path (Audio Flamingo gives such a clip none): 0.1 s of zero
@@ -144,6 +144,27 @@ class HfAudioAdapter:
         system_turn, user_turn = fam.turns
         system = system_turn.format(self.system) if system_turn and self.system is not None else ""
         return system + user_turn.format(user)
+
+    # ------------------------------------------------------------------ tuning (models/hf_tuning.py)
+
+    @property
+    def tunable(self):
+        """What `shardkit train` trains: this model seen as an AudioLLM (`HfTuning`), made once."""
+        from shardkit.models.hf_tuning import HfTuning
+
+        if getattr(self, "_tunable", None) is None:
+            self._tunable = HfTuning(self)
+        return self._tunable
+
+    def features(self, ref: AudioRef) -> np.ndarray:
+        from shardkit.models.hf_tuning import clip_features
+
+        return clip_features(self, ref)
+
+    def encode_sample(self, instruction: str, answer: str, placement: str, refs) -> tuple[list[int], int]:
+        from shardkit.models.hf_tuning import encode_sample
+
+        return encode_sample(self, instruction, answer, placement, refs)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
@@ -324,7 +345,7 @@ class HfAudioAdapter:
 
 
 def load_hf_audio(name: str, path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32,
-                  batch_size: int = 8) -> HfAudioAdapter:
+                  batch_size: int = 8, tuned: str | Path | None = None) -> HfAudioAdapter:
     """Model and processor of family `name` from a local checkpoint folder (as `save_pretrained` writes it); never
     the hub. A processor that accepts one clip per text row only is loaded with that check relaxed to the stock
     one (as many clips as placeholders): its model merges any number per row.
@@ -352,4 +373,10 @@ def load_hf_audio(name: str, path: str | Path, device: str = "cpu", dtype: torch
         raise ShardkitError(f"{path}: processor's {fam.placeholder} is id {processor.audio_token_id} but the model "
                             f"expects {model.config.audio_token_id}; the folder mixes two checkpoints")
     log.info("%s from %s: %.2fB parameters, %s on %s", fam.title, path, model.num_parameters() / 1e9, dtype, device)
-    return HfAudioAdapter(model.to(device).eval(), processor, fam, device, dtype, batch_size)
+    adapter = HfAudioAdapter(model, processor, fam, device, dtype, batch_size)
+    if tuned is not None:  # a `shardkit train` run from this model: its projector and LoRA on the language model
+        from shardkit.models.checkpoint import load_tuned
+
+        load_tuned(adapter.tunable, Path(tuned))
+    adapter.model = adapter.model.to(device, dtype).eval()
+    return adapter

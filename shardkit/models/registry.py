@@ -178,13 +178,15 @@ def _hf_audio(name: str, title: str, hub: str):
     def build(opts, device, dtype):
         from shardkit.models.hf_audio import load_hf_audio
 
-        return load_hf_audio(name, opts["path"], device=device, dtype=dtype)
+        return load_hf_audio(name, opts["path"], device=device, dtype=dtype, tuned=opts.get("tuned"))
 
     register(name, f"{title} from a local directory (e.g. --model {name}:path=/models/{hub.split('/')[1]}, "
                    f"a save of {hub}), through transformers' own classes",
-             {"path": "local folder with the model and processor files"}, required=("path",),
+             {"path": "local folder with the model and processor files",
+              "tuned": "`shardkit train` output started from this spec: its projector and LoRA on top"},
+             required=("path",), tuned_key="tuned",
              tested="a tiny random model: placement ids, batched ≡ alone, yes/no, generate, cloze, attention; "
-                    "not tunable yet")(build)
+                    "LoRA tuning, tuned= loading back")(build)
 
 
 HF_AUDIO = {"qwen2-audio": ("Qwen2-Audio(-Instruct)", "Qwen/Qwen2-Audio-7B-Instruct"),  # models/hf_audio.py

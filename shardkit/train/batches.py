@@ -16,7 +16,7 @@ import torch
 
 from shardkit.errors import ShardkitError
 from shardkit.models.adapter import AudioRef
-from shardkit.models.prompts import AUDIO_ID, collate, encode, truncate
+from shardkit.models.prompts import AUDIO_ID, collate, truncate
 from shardkit.train.config import TrainConfig
 from shardkit.train.folder import iter_samples, validate_sample
 
@@ -62,7 +62,6 @@ def read_data(folder: Path, adapter, cfg: TrainConfig) -> TrainData:
     A sample whose markers and clips disagree, or whose audio would be cut by `max_length`, is an error naming it.
     A clip that cannot be read skips its samples (counted, logged); no usable sample at all is an error.
     """
-    model = adapter.model
     tokens, n_prompt, n_targets, clips = array("i"), array("i"), array("i"), array("i")
     offsets, clip_offsets = array("q", [0]), array("q", [0])
     clip_index: dict[AudioRef, int] = {}
@@ -74,12 +73,6 @@ def read_data(folder: Path, adapter, cfg: TrainConfig) -> TrainData:
         where = f"{folder} sample {k}" + (f" (id {sample.get('id')!r})" if isinstance(sample, dict) else "")
         validate_sample(sample, where)
         instruction, answer = _turns(sample, where)
-        try:
-            ids, n_p = encode(model.tokenizer, instruction, len(sample["audios"]), model.n_audio_tokens,
-                              sample.get("placement", "interleaved"), model.template, answer)
-            ids = truncate(ids, cfg.max_length)
-        except ShardkitError as e:
-            raise ShardkitError(f"{where}: {e}") from None
         sample_refs = [AudioRef(p if Path(p).is_absolute() else str(Path(folder) / p)) for p in sample["audios"]]
         for r in sample_refs:
             if r not in clip_index and r.path not in bad:
@@ -91,6 +84,11 @@ def read_data(folder: Path, adapter, cfg: TrainConfig) -> TrainData:
                     bad[r.path] = str(e)
         if any(r.path in bad for r in sample_refs):
             continue
+        try:
+            ids, n_p = adapter.encode_sample(instruction, answer, sample.get("placement", "interleaved"), sample_refs)
+            ids = truncate(ids, cfg.max_length)
+        except ShardkitError as e:
+            raise ShardkitError(f"{where}: {e}") from None
         counted = np.asarray(ids) != AUDIO_ID
         counted[0] = False  # nothing predicts the first token
         if not cfg.train_on_prompt:

@@ -84,9 +84,10 @@ def apply_mode(model: nn.Module, mode: str, lora: LoraSettings = LoraSettings())
                             f"front end); use --mode projector+lora")
     if "lora" in mode and not isinstance(model.lm, PeftModel):
         targets = lm_targets(model.lm, lora.targets)
+        causal = hasattr(model.lm, "prepare_inputs_for_generation")  # a transformers family's LM body has no head
         model.lm = get_peft_model(model.lm, LoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, bias="none",
-            task_type="CAUSAL_LM"))
+            task_type="CAUSAL_LM" if causal else None))
     model.requires_grad_(False)
     model.projector.requires_grad_(True)
     if mode.startswith("encoder"):

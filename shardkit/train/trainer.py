@@ -117,8 +117,8 @@ def _setup_model(cfg: TrainConfig):
     from shardkit.models.registry import load_model
 
     adapter = load_model(cfg.model, device="cpu", dtype=cfg.dtype)
-    trainable = apply_mode(adapter.model, cfg.mode, LoraSettings.of(cfg))
-    for p in adapter.model.parameters():
+    trainable = apply_mode(adapter.tunable, cfg.mode, LoraSettings.of(cfg))
+    for p in adapter.tunable.parameters():
         if p.requires_grad:
             p.data = p.data.float()
     return adapter, trainable
@@ -255,9 +255,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
     say(f"{len(data)} samples ({data.n_read - len(data)} skipped: unreadable audio), {len(data.refs)} clips; "
         f"global batch {plan.global_batch}, {plan.steps_per_epoch} steps per epoch, {plan.total} steps, "
         f"{padding:.1%} of batch tokens padding")
-    optimizer = _setup_optimizer(cfg, adapter.model)
+    optimizer = _setup_optimizer(cfg, adapter.tunable)
     scheduler = _setup_scheduler(cfg, optimizer, plan.total)  # stepped by us, once per optimizer step
-    step_fn, optimizer = acc.prepare(TrainStep(adapter.model, cfg.mode.startswith("encoder")), optimizer)
+    step_fn, optimizer = acc.prepare(TrainStep(adapter.tunable, cfg.mode.startswith("encoder")), optimizer)
     model = acc.unwrap_model(step_fn).model
     audio = AudioInputs(adapter, model, frozen=not cfg.mode.startswith("encoder"), device=acc.device)
     ewc = None
