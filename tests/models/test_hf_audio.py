@@ -74,13 +74,17 @@ def tiny_model(name: str, tok):
     return getattr(transformers, FAMILIES[name].model_class)(cfg).eval()
 
 
+def save_tiny(name: str, path):
+    """A tiny random checkpoint folder of family `name`, as `save_pretrained` writes model and processor."""
+    processor = tiny_processor(name)
+    tiny_model(name, processor.tokenizer).save_pretrained(path)
+    processor.save_pretrained(path)
+    return name, path
+
+
 @pytest.fixture(scope="module", params=list(FAMILIES))
 def checkpoint(request, tmp_path_factory):
-    path = tmp_path_factory.mktemp(request.param)
-    processor = tiny_processor(request.param)
-    tiny_model(request.param, processor.tokenizer).save_pretrained(path)
-    processor.save_pretrained(path)
-    return request.param, path
+    return save_tiny(request.param, tmp_path_factory.mktemp(request.param))
 
 
 @pytest.fixture(scope="module")

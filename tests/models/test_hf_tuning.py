@@ -14,18 +14,14 @@ from shardkit.models.registry import load_model
 from shardkit.names import Placement
 from shardkit.train.config import TrainConfig
 from shardkit.train.trainer import train
-from tests.models.test_hf_audio import tiny_model, tiny_processor
+from tests.models.test_hf_audio import save_tiny
 from tests.train.test_trainer import clips as tone_clips
 from tests.train.test_trainer import identity_samples, write_data
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
 def family(request, tmp_path_factory):
-    path = tmp_path_factory.mktemp(request.param)
-    processor = tiny_processor(request.param)
-    tiny_model(request.param, processor.tokenizer).save_pretrained(path)
-    processor.save_pretrained(path)
-    return request.param, path
+    return save_tiny(request.param, tmp_path_factory.mktemp(request.param))
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +68,7 @@ def test_the_views_forward_is_the_stock_models(family, tones):
 
 
 def test_lora_tuning_lowers_the_loss_and_loads_back_with_tuned(tmp_path, tones):
-    name = "af3"
-    path = tmp_path / name
-    processor = tiny_processor(name)
-    tiny_model(name, processor.tokenizer).save_pretrained(path)
-    processor.save_pretrained(path)
+    name, path = save_tiny("af3", tmp_path / "af3")
     data = write_data(tmp_path / "data", identity_samples(tones))
     cfg = TrainConfig(model=f"{name}:path={path}", data=str(data), mode="projector+lora", lr=3e-2, max_steps=12,
                       batch_size=4, warmup_steps=0, log_every=1, save_every=0, max_length=64, lora_dropout=0.0)
