@@ -30,11 +30,14 @@ def run_module(name: str, tmp_path: Path, *args: str) -> dict:
 
 
 def test_eval_throughput_smallest(tmp_path):
-    result = run_module("eval_throughput", tmp_path, "--items", "4", "--rounds", "1", "--max-new-tokens", "2")
+    result = run_module("eval_throughput", tmp_path, "--items", "4", "--cloze-items", "2", "--rounds", "1",
+                        "--max-new-tokens", "2")
     runs = result["runs"]
     assert runs["LTU-style loop"]["encoder_runs"] == 4  # the baseline re-runs the front end per question
     assert runs["shardkit yesno"]["encoder_runs"] == result["clips"] < 4  # shardkit: once per clip
-    assert all(r["items_per_s"] > 0 for r in runs.values())
+    assert all(r["items_per_s"] > 0 for n, r in runs.items() if "cloze" not in n)
+    assert result["cloze_prompts"] == 2 and result["cloze_candidates"] > 2 and result["cloze_reuse_speedup"] > 0
+    assert all(runs[n]["candidates_per_s"] > 0 for n in ("shardkit cloze (identity)", "shardkit cloze, no prefix reuse"))
 
 
 def test_limit_smallest(tmp_path):
