@@ -26,6 +26,7 @@ from shardkit.commands import (  # noqa: E402  (after the offline switches)
     cmd_compare,
     cmd_doctor,
     cmd_eval,
+    cmd_export,
     cmd_make_data,
     cmd_models,
     cmd_study,
@@ -58,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     _eval(sub)
     _attention(sub)
     _compare(sub)
+    _export(sub)
     _make_data(sub)
     _train(sub)
     _study(sub)
@@ -186,6 +188,23 @@ def _compare(sub) -> None:
     c.add_argument("--n-boot", type=int, default=EvalConfig.n_boot)
     c.add_argument("--seed", type=int, default=EvalConfig.seed)
     c.set_defaults(func=cmd_compare)
+
+
+def _export(sub) -> None:
+    x = sub.add_parser("export", help="write a finished eval run as lm-eval or lmms-eval results and samples",
+                       description="Write RUN (a `shardkit eval` output, or an eval stage of a study) in the files "
+                                   "lm-eval or lmms-eval write: results keyed 'metric,none' with stderr, configs, "
+                                   "versions, n-samples, and one samples file per condition × task with doc_id, "
+                                   "target, arguments, resps, filtered_resps and the doc/prompt/target hashes, the "
+                                   "clip's audio path in each doc (lmms-eval: as input_media too).",
+                       formatter_class=Help)
+    x.add_argument("run", type=Path, metavar="RUN")
+    x.add_argument("--format", choices=("lm-eval", "lmms-eval"), default="lm-eval")
+    x.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="output folder (files go to DIR/<model>/, as those harnesses write them)")
+    x.add_argument("--shard", type=Path, metavar="DIR",
+                   help="the run's SHARD folder, when the path it recorded does not resolve from here")
+    x.set_defaults(func=cmd_export)
 
 
 def _make_data(sub) -> None:

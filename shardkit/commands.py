@@ -250,6 +250,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from shardkit.eval.export import export_run
+
+    files = export_run(args.run, args.out, args.format, args.shard)
+    print(f"wrote {files[0]} and {len(files) - 1} samples file(s) beside it ({args.format})")
+    return 0
+
+
 def cmd_make_data(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
