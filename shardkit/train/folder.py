@@ -19,7 +19,8 @@ Output of `make_data(out, cfg)`:
   and realised counts per task), the leakage (overlap) report, clips and labels used, the WordNet synset chosen
   for every label, and sha256 and record count of every shard.
 - `out/sharegpt/` — the LLaMA-Factory / ms-swift format: `data/data-00000-<sha>.jsonl`, ... holding only `messages`
-  and `audios`, and `dataset_info.json` (entry `shardkit_instruct`: `formatting: sharegpt`, `columns` and `tags`).
+  and `audios` (paths relative to the audio root, meta.json's `audio_root`: LLaMA-Factory's `media_dir`), and
+  `dataset_info.json` (entry `shardkit_instruct`: `formatting: sharegpt`, `columns` and `tags`).
   Those tools need one marker per audio in every sample, so replay samples carry their markers at the very start
   of the user message there (interleaved-at-position-0 is prepended, see `models/prompts.py`).
 - `out/README.md` — this description, for whoever finds the folder, headed by the `configs` that let
@@ -171,6 +172,7 @@ def make_data(out: Path, cfg: DataConfig, manifest: Path | None = None, audio_ro
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
     (out / "sharegpt" / "data").mkdir(parents=True, exist_ok=True)
+    media = root.resolve()  # the sharegpt export's audios are relative to it: LLaMA-Factory's media_dir
     main = _ShardWriter(out, cfg.shard_size)
     export = _ShardWriter(out / "sharegpt" / "data", cfg.shard_size)
     subjects = held_out_subjects(guard, cfg.max_depth) if any(counts[t] for t in TEXT_TASKS) else None
@@ -180,7 +182,7 @@ def make_data(out: Path, cfg: DataConfig, manifest: Path | None = None, audio_ro
     try:
         for i, sample in enumerate(generate(gen, counts)):
             main.write(json.dumps(sample, ensure_ascii=False) + "\n")
-            export.write(json.dumps(to_sharegpt(sample), ensure_ascii=False) + "\n")
+            export.write(json.dumps(to_sharegpt(sample, media), ensure_ascii=False) + "\n")
             realised[sample["task"]] += 1
             overlapping += sample["facts"]["overlap"]
             if progress and (i + 1) % 1000 == 0:

@@ -294,11 +294,15 @@ def generate(gen: Generator, counts: dict[str, int]) -> Iterator[dict]:
                "clip_ids": [clip.id] if clip else [], "facts": facts}
 
 
-def to_sharegpt(sample: dict) -> dict:
-    """The LLaMA-Factory / ms-swift record: messages + audios, one marker per audio (prepended: at the start)."""
+def to_sharegpt(sample: dict, root: Path | None = None) -> dict:
+    """The LLaMA-Factory / ms-swift record: messages + audios, one marker per audio (prepended: at the start); with
+    `root`, each audio path under it is written relative to it (LLaMA-Factory's `media_dir`), so the export moves."""
     messages = sample["messages"]
     if sample.get("placement") == Placement.PREPENDED:
         first = next(i for i, m in enumerate(messages) if m["role"] == "user")
         messages = [dict(m) for m in messages]
         messages[first]["content"] = AUDIO * len(sample["audios"]) + messages[first]["content"]
-    return {"messages": messages, "audios": sample["audios"]}
+    audios = sample["audios"]
+    if root is not None:
+        audios = [str(Path(a).relative_to(root)) if Path(a).is_relative_to(root) else a for a in audios]
+    return {"messages": messages, "audios": audios}

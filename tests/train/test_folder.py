@@ -208,13 +208,15 @@ def test_only_train_split_clips(default_run):
 def test_sharegpt_export_loads_with_datasets_offline(default_run, tmp_path):
     from datasets import load_dataset
 
-    out, _, samples = default_run
+    out, meta, samples = default_run
     files = sorted(str(p) for p in (out / "sharegpt" / "data").glob("data-*.jsonl"))
     ds = load_dataset("json", data_files=files, split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert ds.column_names == ["messages", "audios"] and len(ds) == len(samples)
     for row, s in zip(ds.select(range(200)), samples[:200], strict=True):
         assert sum(m["content"].count(AUDIO) for m in row["messages"]) == len(row["audios"])  # replay included
-        assert row == to_sharegpt(s)
+        assert row == to_sharegpt(s, Path(meta["audio_root"]))
+        # movable: relative to the audio root, as LLaMA-Factory joins media_dir with each path
+        assert all(not Path(a).is_absolute() and (Path(meta["audio_root"]) / a).is_file() for a in row["audios"])
     info = json.loads((out / "sharegpt" / "dataset_info.json").read_text())["shardkit_instruct"]
     assert info["formatting"] == "sharegpt" and info["file_name"] == "data"
     assert info["columns"] == {"messages": "messages", "audios": "audios"}

@@ -1,6 +1,8 @@
 """Instruction samples one at a time (train/instructions.py): exact task counts and the tuning frameworks' record.
 Generation over real pools is tested through make-data in test_folder.py."""
 
+from pathlib import Path
+
 from shardkit.models.prompts import AUDIO
 from shardkit.train.instructions import quotas, to_sharegpt
 
@@ -26,3 +28,5 @@ def test_sharegpt_record_carries_one_marker_per_audio():
     inter = {"messages": [{"role": "user", "content": f"Is {AUDIO} a dog?"}, msgs[2]], "audios": ["/a.wav"],
              "placement": "interleaved"}
     assert to_sharegpt(inter) == {"messages": inter["messages"], "audios": ["/a.wav"]}
+    assert to_sharegpt(inter, Path("/"))["audios"] == ["a.wav"]  # relative to a media root under which it lies
+    assert to_sharegpt(inter, Path("/elsewhere"))["audios"] == ["/a.wav"]
