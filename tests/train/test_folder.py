@@ -235,6 +235,22 @@ def test_the_folder_itself_loads_with_datasets(default_run, tmp_path):
     assert share.column_names == ["messages", "audios"] and len(share) == len(samples)
 
 
+def test_a_moved_folder_still_finds_every_clip(default_run, tmp_path):
+    """Copied to another path, the folder loads and every audio path resolves: the samples' absolute paths, and the
+    export's paths under the audio root meta.json records."""
+    import shutil
+
+    from datasets import load_dataset
+
+    out, meta, _ = default_run
+    moved = shutil.copytree(out, tmp_path / "elsewhere" / "data")
+    main = load_dataset(str(moved), split="train", cache_dir=str(tmp_path / "cache"))
+    share = load_dataset(str(moved), "sharegpt", split="train", cache_dir=str(tmp_path / "cache"))
+    root = Path(json.loads((moved / "meta.json").read_text())["audio_root"])
+    assert all(Path(a).is_file() for row in main.select(range(300)) for a in row["audios"])
+    assert all((root / a).is_file() for row in share.select(range(300)) for a in row["audios"])
+
+
 def test_validate_sample_rejects_mismatch_and_malformed_messages():
     good = {"messages": [{"role": "user", "content": f"What is {AUDIO}?"}, {"role": "assistant", "content": "Dog"}],
             "audios": ["/a.wav"], "placement": "interleaved"}
