@@ -114,6 +114,7 @@ class HfAudioAdapter:
     batch_size: int = 8
     system: str | None = SYSTEM  # None: no system turn
     _yn: tuple[list[int], list[int]] | None = field(default=None, repr=False)
+    _samples: dict = field(default_factory=dict, repr=False)  # clip -> samples read (tuning: one read per clip)
 
     # ------------------------------------------------------------------ text
 

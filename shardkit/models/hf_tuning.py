@@ -73,6 +73,7 @@ class HfTuning(nn.Module):
 def clip_features(adapter, ref) -> np.ndarray:
     """One clip as the family's processor gives its features: [mel + 1, frames], the frame mask as the last row."""
     wave = adapter._load(ref, {})
+    adapter._samples[ref] = len(wave)  # encode_sample reads the length back, not the file
     fe = adapter.processor.feature_extractor(wave, sampling_rate=SR, return_attention_mask=True, return_tensors="np")
     return np.concatenate([fe["input_features"][0], fe["attention_mask"][0][None].astype(np.float32)]).astype(
         np.float32)
@@ -91,7 +92,8 @@ def encode_sample(adapter, instruction: str, answer: str, placement: str, refs) 
     for k, piece in enumerate(pieces):
         ids += adapter._ids(piece)
         if k < len(refs):
-            run = [AUDIO_ID] * fam.tokens(len(adapter._load(refs[k], {})))
+            n = adapter._samples.get(refs[k]) or len(adapter._load(refs[k], {}))  # features() read it already
+            run = [AUDIO_ID] * fam.tokens(n)
             if fam.added:  # the processor writes bos and eos around the run (Music Flamingo)
                 run = [adapter.processor.audio_bos_token_id, *run, adapter.processor.audio_eos_token_id]
             ids += run
