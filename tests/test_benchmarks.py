@@ -29,6 +29,7 @@ def run_module(name: str, tmp_path: Path, *args: str) -> dict:
     return json.loads((tmp_path / f"{name}.json").read_text())
 
 
+@pytest.mark.heavy  # 43 s on 2 cores; `make bench` runs it in full, `make test-all` at its smallest
 def test_eval_throughput_smallest(tmp_path):
     result = run_module("eval_throughput", tmp_path, "--items", "4", "--cloze-items", "2", "--rounds", "1",
                         "--max-new-tokens", "2")
@@ -41,6 +42,7 @@ def test_eval_throughput_smallest(tmp_path):
     assert all(runs[n]["candidates_per_s"] > 0 for n in cloze)
 
 
+@pytest.mark.heavy  # 29 s on 2 cores; `make bench` runs it in full, `make test-all` at its smallest
 def test_limit_smallest(tmp_path):
     result = run_module("limit", tmp_path, "--batch-sizes", "2", "--prompts", "4", "--repeat", "1")
     shared, whole = result["runs"]["shared prefix, batch 2"], result["runs"]["whole prompts, batch 2"]
@@ -48,6 +50,7 @@ def test_limit_smallest(tmp_path):
     assert 0 < whole["fraction_of_peak"] < 2 and result["best_peak_gflops"] > 0
 
 
+@pytest.mark.heavy  # 60 s on 2 cores; `make bench` runs it in full, `make test-all` at its smallest
 def test_train_step_smallest(tmp_path):
     result = run_module("train_step", tmp_path, "--steps", "1", "--batch-size", "4", "--samples", "64")
     plain, grouped = result["runs"]["random batches"], result["runs"]["length-grouped"]

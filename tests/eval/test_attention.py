@@ -30,6 +30,8 @@ def test_config_reports_every_problem_in_one_line():
     assert all(x in msg for x in ("'sideways'", "'identity'", "position", "limit", "dtype"))
 
 
+@pytest.mark.heavy  # 42 s on 2 cores; the study test still measures attention end to end, and the hook ≡ full-map
+# tests (tests/models/test_attention.py) stay in the default suite
 def test_a_run_over_shard_items(shard, tmp_path):
     from shardkit.eval.attention import measure
 

@@ -108,6 +108,7 @@ def test_rerun_resume_and_one_branch(micro):
     assert [r["name"] for r in again["rows"]][7] == "position=end"
 
 
+@pytest.mark.heavy  # 134 s on 2 cores (a second seed's 4 tunings and 7 evaluations): `make test-all`
 def test_training_seeds_rerun_only_the_tunings_and_check_each_verdict(micro):
     preset, out, first = micro
     result = study(preset, out, "--set", "train_seeds=[0,1]")  # seed 0 is the finished single-seed study
