@@ -132,8 +132,14 @@ def _reduce_intruders(model: nn.Module, lam: float) -> None:
     a new, active adapter. λ = 1 changes nothing; 0 removes them."""
     from peft.tuners.lora.intruders import reduce_intruder_dimension
 
+    said: list[str] = []
     with torch.no_grad():
-        reduce_intruder_dimension(model.lm, mitigation_lambda=lam, logging_sink=log.debug)
+        reduce_intruder_dimension(model.lm, mitigation_lambda=lam, logging_sink=said.append)
+    layers = [m for m in said if "intruders" in m.lower()]
+    found = [m for m in layers if "No intruders" not in m]
+    # a small LoRA may leave every top singular direction in place: then λ changes nothing, and the user should know
+    log.info("intruder dimensions (peft: top 10 directions, cosine < 0.5) in %d of %d adapted layers%s", len(found),
+             len(layers), "" if found else ": this model is the tuned one unchanged")
 
 
 def merge_tuned(model: nn.Module, path: Path) -> None:

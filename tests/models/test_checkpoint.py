@@ -2,6 +2,7 @@
 one-line error for every mismatch. Writing and resuming are tested end to end in tests/train/test_trainer.py."""
 
 import json
+import logging
 
 import pytest
 import torch
@@ -100,7 +101,7 @@ def test_scale_interpolates_a_tuned_run_toward_its_start(tmp_path):
         load_tuned(m1, tmp_path / "run", 0.5)  # m1 already carries an adapter
 
 
-def test_intruders_reduces_the_tuned_lora_and_at_one_changes_nothing(tmp_path):
+def test_intruders_reduces_the_tuned_lora_and_at_one_changes_nothing(tmp_path, caplog):
     """peft's intruder-dimension mitigation through load_tuned: λ = 1 gives the tuned run's outputs, λ = 0 shrinks
     the delta where its top directions are foreign to the base weight, and a model with its own adapter refuses."""
     from peft import LoraConfig, get_peft_model
@@ -126,7 +127,10 @@ def test_intruders_reduces_the_tuned_lora_and_at_one_changes_nothing(tmp_path):
     plain, logits = loaded(None)
     same, logits1 = loaded(1.0)
     assert same.lm.active_adapter == "intruder_reduced" and torch.allclose(logits1, logits, atol=1e-5)
-    cut, logits0 = loaded(0.0)
+    with caplog.at_level(logging.INFO, logger="shardkit"):
+        cut, logits0 = loaded(0.0)
+    said = [r.getMessage() for r in caplog.records if "intruder dimensions" in r.getMessage()]
+    assert len(said) == 1 and " in 0 of " not in said[0]  # the strong delta owns top directions: intruders found
 
     def deltas(m, name):
         return {n: mod.get_delta_weight(name).norm().item() for n, mod in m.lm.named_modules()
