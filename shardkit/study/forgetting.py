@@ -68,10 +68,17 @@ def forgetting_section(rows: list[dict]) -> list[str]:
            "★ marks the Pareto front of identity and mean F1: no other row is better on both.", "",
            "| row | identity (strict, balanced) | synonym F1 | hypernym F1 | synonym AUROC | hypernym AUROC | front |",
            "|---|---|---|---|---|---|---|"]
+    table = {}
     for r in shown:
         cells = [fmt(row_metric(r, "identity", IDENTITY))] + [fmt(row_metric(r, t, "f1")) for t in YES_NO]
         cells += [fmt(row_metric(r, t, "auroc"), pct=False) for t in YES_NO]
+        table[r["name"]] = cells
         star = "★" if r["name"] in front else ""
         out.append(f"| {fmt_cell(r['name'])} | " + " | ".join(cells) + f" | {star} |")
+    # a remedy that found nothing to change (no intruder dimensions, say) scores what FT-Large scores, CIs included
+    same = [n for n, c in table.items() if n not in ("original", "FT-Large") and c == table.get("FT-Large")]
+    if same:
+        out += ["", f"{', '.join(same)}: every score and CI above equals FT-Large's, so "
+                f"{'this remedy' if len(same) == 1 else 'these remedies'} changed nothing measurable here."]
     return out + ["", "![forgetting](plots/forgetting.png)", "", "*Labelling against reasoning for the original, "
                   "FT-Large and each mitigation; ★ and the dashed line: the Pareto front.*", ""]

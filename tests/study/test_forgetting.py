@@ -32,6 +32,11 @@ def test_the_table_lists_ft_large_its_mitigations_and_the_original():
                     "FT-Large ×0.25": False}  # ×0.25 labels and reasons worse than FT-Large itself
     assert forgetting_section(rows[:3]) == []  # no mitigation asked: no section
     assert "![forgetting](plots/forgetting.png)" in md
+    assert not any("changed nothing" in line for line in md)
+    # a remedy with nothing to act on (no intruder dimensions found) scores FT-Large's scores: the report says so
+    same = forgetting_section(rows + [_row("FT-Large intruders×0.5", "ablation", "FT-Large", 0.1, 0.6)])
+    assert "FT-Large intruders×0.5: every score and CI above equals FT-Large's, so this remedy changed nothing " \
+           "measurable here." in same
 
 
 def test_the_plot_stars_the_front_and_joins_it(tmp_path):
