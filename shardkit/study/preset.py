@@ -159,6 +159,16 @@ def _read(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
     return merge(_read(str(base), (*seen, str(base))), values)
 
 
+def lineage(name: str) -> tuple[str, ...]:
+    """A shipped preset's name and its `base:` chain (cpu-mechanism → cpu-reasoning → cpu-demo); a name that is no
+    shipped preset (a user's file names itself) is its own lineage."""
+    chain, path = [name], PRESETS_DIR / f"{name}.yaml"
+    while path.is_file() and (base := read_mapping(path, "preset").get("base")) and str(base) not in chain:
+        chain.append(str(base))
+        path = PRESETS_DIR / f"{base}.yaml"
+    return tuple(chain)
+
+
 def merge(under: dict, over: dict) -> dict:
     """`over` on top of `under`, recursively for mappings (a list or scalar replaces)."""
     out = dict(under)

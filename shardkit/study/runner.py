@@ -19,7 +19,7 @@ from shardkit.eval.results import json_safe
 from shardkit.files import atomic_write
 from shardkit.names import TASKS, YES_NO
 from shardkit.study.attention import attention_of
-from shardkit.study.preset import PAPER_SIZES, Clips, StudyConfig
+from shardkit.study.preset import PAPER_SIZES, Clips, StudyConfig, lineage
 from shardkit.study.stages import Plan, Stage, plan_study
 from shardkit.study.verdicts import across_seeds, balance_of, named_right, reference_of, spread, tests_of
 
@@ -135,12 +135,14 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None,
 
 
 def _check_run(out: Path, cfg: StudyConfig, rank: int) -> None:
-    """A study folder belongs to one preset name; its stages may be shared, but its report is one study's."""
+    """A study folder belongs to one preset and the presets built on it (cpu-mechanism on a cpu-reasoning folder
+    runs only its own branches): their stages are shared, and the report is the last one run's."""
     path = out / "preset.json"
     if path.is_file():
-        old = json.loads(path.read_text())
-        if old["name"] != cfg.name:
-            raise ShardkitError(f"{out} holds study {old['name']!r}, not {cfg.name!r}: use another --out")
+        old = json.loads(path.read_text())["name"]
+        if old not in lineage(cfg.name) and cfg.name not in lineage(old):
+            raise ShardkitError(f"{out} holds study {old!r}, not {cfg.name!r} (nor a preset built on either): "
+                                "use another --out")
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(asdict(cfg), indent=2, ensure_ascii=False) + "\n")

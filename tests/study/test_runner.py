@@ -135,3 +135,19 @@ def test_training_seeds_rerun_only_the_tunings_and_check_each_verdict(micro):
         assert ref["verdict"] == (ref["by_seed"]["0"] if len(set(ref["by_seed"].values())) == 1 else "undetermined")
     report = (out / "report.md").read_text()
     assert "## Across training seeds" in report and "| original | synonym AUROC |" in report
+
+
+def test_a_folder_takes_a_preset_built_on_its_own_and_refuses_another(tmp_path):
+    """cpu-mechanism on a cpu-reasoning folder runs only its own branches (its seed-0 stages are cpu-reasoning's)."""
+    from shardkit.errors import ShardkitError
+    from shardkit.study.preset import lineage, load_preset
+    from shardkit.study.runner import _check_run
+
+    assert lineage("cpu-mechanism") == ("cpu-mechanism", "cpu-reasoning", "cpu-demo")
+    (tmp_path / "preset.json").write_text(json.dumps({"name": "cpu-reasoning"}))
+    _check_run(tmp_path, load_preset("cpu-mechanism"), rank=0)
+    assert json.loads((tmp_path / "preset.json").read_text())["name"] == "cpu-mechanism"
+    _check_run(tmp_path, load_preset("cpu-reasoning"), rank=0)  # and back
+    (tmp_path / "preset.json").write_text(json.dumps({"name": "micro"}))
+    with pytest.raises(ShardkitError, match="holds study 'micro', not 'cpu-reasoning' \\(nor a preset built on"):
+        _check_run(tmp_path, load_preset("cpu-reasoning"), rank=0)
