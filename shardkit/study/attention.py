@@ -82,8 +82,24 @@ def attention_section(study: dict) -> list[str]:
         out.append(f"| {name} | {c['placement']} | {fmt(_over(c, 'answer', 'audio'))} | "
                    f"{fmt(_over(c, 'answer', 'sink'))} | {fmt(_over(c, 'candidate', 'audio'))} | "
                    f"{'–' if peak is None else c['layers'][peak]} | {delta} |")
+    out += _sink_caveat(att["conditions"])
     return out + ["", "![attention by layer](plots/attention.png)", "", "*The audio's share of the answer "
                   "position's attention by layer, one line per condition, with its 95% clip-bootstrap band.*", ""]
+
+
+def _sink_caveat(conditions: dict) -> list[str]:
+    """Prepended audio stands at the sequence's start, where the attention sink is: when the sink's share differs
+    that much between placements, the audio's larger share is partly the sink's, and the reader must be told."""
+    sink = {n: _over(c, "answer", "sink")["value"] for n, c in conditions.items()}
+    pre = [n for n, c in conditions.items() if c["placement"] == "prepended" and sink[n] is not None]
+    inter = [n for n, c in conditions.items() if c["placement"] == "interleaved" and sink[n] is not None]
+    if not pre or not inter or max(sink[n] for n in inter) - min(sink[n] for n in pre) < 0.10:
+        return []
+    a, b = min(pre, key=sink.get), max(inter, key=sink.get)
+    return ["", f"Prepended, the audio stands where the attention sink is: the answer position gives the sink "
+            f"{100 * sink[a]:.1f}% ({a}) against {100 * sink[b]:.1f}% interleaved ({b}), so part of the prepended "
+            "audio's larger share is the sink's. A larger share is not by itself more use of the audio: the audio "
+            "controls say whether it is used."]
 
 
 def _over(c: dict, query: str, role: str) -> dict:

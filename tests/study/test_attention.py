@@ -56,6 +56,11 @@ def test_each_condition_is_paired_with_the_original_on_its_items(tmp_path):
     assert candidate["diffs"]["audio"]["value"] == 0  # the candidate's shares are equal in both
     md = "\n".join(attention_section({"attention": att}))
     assert "| FT-Small | interleaved | " in md and "points (" in md
+    # here the sink's share (as every role's, the item mean) is 21.7% prepended and 38.3% interleaved: said
+    assert "the answer position gives the sink 21.7% (original) against 38.3% interleaved (FT-Small)" in md
+    near = attention_of(cfg, {"original": _run(tmp_path / "o2", "prepended", a),
+                              "FT-Small": _run(tmp_path / "s2", "interleaved", [x + 0.05 for x in a])})
+    assert "attention sink is" not in "\n".join(attention_section({"attention": near}))  # 5 points apart: not
     assert attention_of(cfg, {}) is None and attention_section({}) == []
 
 
