@@ -123,6 +123,7 @@ class StudyConfig:
     instruct: Tuning | None = None  # prepended audio questions and text relations, merged into the base
     tuning: Tuning = Tuning()  # FT-Small and FT-Large
     ablations: Ablations = Ablations()
+    bases: tuple[str, ...] = ()  # the presets this one is built on (`base:`), nearest first: their folders take it
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -142,8 +143,9 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
-def _read(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
-    """The YAML mapping of a preset name or file, with its `base:` chain merged underneath."""
+def _read(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[dict, tuple[str, ...]]:
+    """The YAML mapping of a preset name or file, with its `base:` chain merged underneath, and the names of the
+    presets in that chain, nearest first."""
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = PRESETS_DIR / f"{name_or_path}.yaml"
@@ -153,20 +155,11 @@ def _read(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
     values = read_mapping(path, "preset")
     base = values.pop("base", None)
     if base is None:
-        return values
+        return values, ()
     if str(base) in seen:
         raise ShardkitError(f"{path}: base chain loops through {base!r}")
-    return merge(_read(str(base), (*seen, str(base))), values)
-
-
-def lineage(name: str) -> tuple[str, ...]:
-    """A shipped preset's name and its `base:` chain (cpu-mechanism → cpu-reasoning → cpu-demo); a name that is no
-    shipped preset (a user's file names itself) is its own lineage."""
-    chain, path = [name], PRESETS_DIR / f"{name}.yaml"
-    while path.is_file() and (base := read_mapping(path, "preset").get("base")) and str(base) not in chain:
-        chain.append(str(base))
-        path = PRESETS_DIR / f"{base}.yaml"
-    return tuple(chain)
+    under, bases = _read(str(base), (*seen, str(base)))
+    return merge(under, values), (str(under.get("name") or base), *bases)
 
 
 def merge(under: dict, over: dict) -> dict:
@@ -196,11 +189,15 @@ def parse_sets(pairs: list[str]) -> dict:
 
 def load_preset(name_or_path: str, overrides: dict | None = None) -> StudyConfig:
     """A validated StudyConfig: shipped preset or file, `base:` chain, then overrides; every problem at once."""
-    values = merge(_read(name_or_path), overrides or {})
+    values, bases = _read(name_or_path)
+    values = merge(values, overrides or {})
     sections, problems = _sections(values)
+    if "bases" in values:
+        problems.append("bases: set by the `base:` chain, not by hand")
     if problems:
         raise ShardkitError(f"preset {name_or_path}: " + "; ".join(problems))
-    return StudyConfig(**{**values, **sections, "train_seeds": tuple(values.get("train_seeds") or ())})
+    return StudyConfig(**{**values, **sections, "train_seeds": tuple(values.get("train_seeds") or ()),
+                          "bases": bases})
 
 
 def _unknown(where: str, keys, known) -> list[str]:

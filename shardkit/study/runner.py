@@ -19,7 +19,7 @@ from shardkit.eval.results import json_safe
 from shardkit.files import atomic_write
 from shardkit.names import TASKS, YES_NO
 from shardkit.study.attention import attention_of
-from shardkit.study.preset import PAPER_SIZES, Clips, StudyConfig, lineage
+from shardkit.study.preset import PAPER_SIZES, Clips, StudyConfig
 from shardkit.study.stages import Plan, Stage, plan_study
 from shardkit.study.verdicts import across_seeds, balance_of, named_right, reference_of, spread, tests_of
 
@@ -139,9 +139,9 @@ def _check_run(out: Path, cfg: StudyConfig, rank: int) -> None:
     runs only its own branches): their stages are shared, and the report is the last one run's."""
     path = out / "preset.json"
     if path.is_file():
-        old = json.loads(path.read_text())["name"]
-        if old not in lineage(cfg.name) and cfg.name not in lineage(old):
-            raise ShardkitError(f"{out} holds study {old!r}, not {cfg.name!r} (nor a preset built on either): "
+        old = json.loads(path.read_text())
+        if old["name"] != cfg.name and old["name"] not in cfg.bases and cfg.name not in old.get("bases", ()):
+            raise ShardkitError(f"{out} holds study {old['name']!r}, not {cfg.name!r} (nor a preset built on either): "
                                 "use another --out")
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ def test_reasoning_preset_is_the_demo_with_an_instruct_base():
 
     demo, reasoning = load_preset("cpu-demo"), load_preset("cpu-reasoning")
     assert demo.instruct is None and reasoning.instruct is not None
-    differ = ("name", "description", "instruct", "train_seeds", "ablations")
+    differ = ("name", "description", "instruct", "train_seeds", "ablations", "bases")
     assert {k: v for k, v in vars(reasoning).items() if k not in differ} == \
         {k: v for k, v in vars(demo).items() if k not in differ}
     assert reasoning.ablations == replace(demo.ablations, attention=("original", "zero-shot", "ft-small", "ft-large"),
@@ -48,7 +48,7 @@ def test_mechanism_preset_is_reasonings_first_seed_with_every_branch():
     from shardkit.study.stages import plan_study
 
     reasoning, mechanism = load_preset("cpu-reasoning"), load_preset("cpu-mechanism")
-    differ = ("name", "description", "train_seeds", "ablations")
+    differ = ("name", "description", "train_seeds", "ablations", "bases")
     assert {k: v for k, v in vars(mechanism).items() if k not in differ} == \
         {k: v for k, v in vars(reasoning).items() if k not in differ}
     assert mechanism.seeds == (0,) and mechanism.ablations == replace(reasoning.ablations,

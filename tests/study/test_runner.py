@@ -138,16 +138,24 @@ def test_training_seeds_rerun_only_the_tunings_and_check_each_verdict(micro):
 
 
 def test_a_folder_takes_a_preset_built_on_its_own_and_refuses_another(tmp_path):
-    """cpu-mechanism on a cpu-reasoning folder runs only its own branches (its seed-0 stages are cpu-reasoning's)."""
+    """cpu-mechanism on a cpu-reasoning folder runs only its own branches (its seed-0 stages are cpu-reasoning's);
+    a user's preset file built on a shipped one is taken by that one's folders too."""
+    from dataclasses import asdict
+
     from shardkit.errors import ShardkitError
-    from shardkit.study.preset import lineage, load_preset
+    from shardkit.study.preset import load_preset
     from shardkit.study.runner import _check_run
 
-    assert lineage("cpu-mechanism") == ("cpu-mechanism", "cpu-reasoning", "cpu-demo")
-    (tmp_path / "preset.json").write_text(json.dumps({"name": "cpu-reasoning"}))
-    _check_run(tmp_path, load_preset("cpu-mechanism"), rank=0)
+    mech, reasoning = load_preset("cpu-mechanism"), load_preset("cpu-reasoning")
+    assert mech.bases == ("cpu-reasoning", "cpu-demo") and load_preset("cpu-demo").bases == ()
+    (tmp_path / "preset.json").write_text(json.dumps(asdict(reasoning)))
+    _check_run(tmp_path, mech, rank=0)
     assert json.loads((tmp_path / "preset.json").read_text())["name"] == "cpu-mechanism"
-    _check_run(tmp_path, load_preset("cpu-reasoning"), rank=0)  # and back
+    _check_run(tmp_path, reasoning, rank=0)  # and back: the folder's preset is built on it
+    (tmp_path / "mine.yaml").write_text("base: cpu-reasoning\nname: mine\n")
+    _check_run(tmp_path, load_preset(str(tmp_path / "mine.yaml")), rank=0)
     (tmp_path / "preset.json").write_text(json.dumps({"name": "micro"}))
     with pytest.raises(ShardkitError, match="holds study 'micro', not 'cpu-reasoning' \\(nor a preset built on"):
-        _check_run(tmp_path, load_preset("cpu-reasoning"), rank=0)
+        _check_run(tmp_path, reasoning, rank=0)
+    with pytest.raises(ShardkitError, match="bases: set by the `base:` chain"):
+        load_preset("cpu-demo", {"bases": ["cpu-reasoning"]})
