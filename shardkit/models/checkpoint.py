@@ -130,16 +130,17 @@ def _reduce_intruders(model: nn.Module, lam: float) -> None:
     Equivalence"): in each adapted layer, the top singular directions of W + ΔW that match none of W's own (intruder
     dimensions, which the paper ties to forgetting) are scaled by λ, and ΔW is refactored at the adapter's rank into
     a new, active adapter. λ = 1 changes nothing; 0 removes them."""
+    from peft.tuners.lora import LoraLayer
     from peft.tuners.lora.intruders import reduce_intruder_dimension
 
-    said: list[str] = []
     with torch.no_grad():
-        reduce_intruder_dimension(model.lm, mitigation_lambda=lam, logging_sink=said.append)
-    layers = [m for m in said if "intruders" in m.lower()]
-    found = [m for m in layers if "No intruders" not in m]
-    # a small LoRA may leave every top singular direction in place: then λ changes nothing, and the user should know
-    log.info("intruder dimensions (peft: top 10 directions, cosine < 0.5) in %d of %d adapted layers%s", len(found),
-             len(layers), "" if found else ": this model is the tuned one unchanged")
+        reduce_intruder_dimension(model.lm, mitigation_lambda=lam, logging_sink=log.debug)
+    # a small LoRA may leave every top singular direction in place: peft then copies the adapter unchanged, λ changes
+    # nothing, and the user should know
+    layers = [m for m in model.lm.modules() if isinstance(m, LoraLayer) and "intruder_reduced" in m.lora_A]
+    changed = sum(not torch.equal(m.lora_B["intruder_reduced"].weight, m.lora_B["default"].weight) for m in layers)
+    log.info("intruder dimensions (peft: top 10 directions, cosine < 0.5) in %d of %d adapted layers%s", changed,
+             len(layers), "" if changed else ": this model is the tuned one unchanged")
 
 
 def merge_tuned(model: nn.Module, path: Path) -> None:
