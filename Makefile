@@ -29,10 +29,11 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
-bench: install  # benchmarks 1-4 on this machine (the training step alone took 8 minutes on a slow 2-core machine); JSON in benchmarks/results/
+bench: install  # every benchmark but the GPU smoke and the ceilings, on this machine (the training step alone took 8 minutes on a slow 2-core machine); JSON in benchmarks/results/
 	$(BIN)/python -m benchmarks.eval_throughput
 	$(BIN)/python -m benchmarks.limit
 	$(BIN)/python -m benchmarks.train_step
+	$(BIN)/python -m benchmarks.train_memory
 	$(BIN)/python -m benchmarks.make_data
 
 test-all: install

@@ -269,7 +269,8 @@ def _train(sub) -> None:
     t.add_argument("--save-every", type=int,
                    help=f"steps per checkpoint (default {TrainConfig.save_every}; 0: final only)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other TrainConfig key, e.g. --set warmup_steps=20 --set lora_r=16")
+                   help="any other TrainConfig key, e.g. --set warmup_steps=20 --set lora_r=16; --set recompute=1 "
+                        "recomputes every decoder layer in backward: same weights, less memory, a forward more")
     t.set_defaults(func=cmd_train)
 
 

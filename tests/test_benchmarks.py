@@ -58,6 +58,13 @@ def test_train_step_smallest(tmp_path):
     assert 0 < grouped["useful_gflops"] <= grouped["gflops"] and result["peak_rss_mb"] > 100
 
 
+@pytest.mark.heavy  # four short trainings and the weights' floor; `make bench` runs it with 64 samples
+def test_train_memory_smallest(tmp_path):
+    result = run_module("train_memory", tmp_path, "--samples", "8", "--batch-size", "4")
+    runs = result["runs"]
+    assert len(runs) == 4 and all(r["peak_rss_mb"] > result["floor_mb"] > 300 for r in runs.values())
+
+
 def test_make_data_smallest(tmp_path):
     result = run_module("make_data", tmp_path, "--size", "200")
     assert result["samples"] == 200  # the fresh process wrote every sample asked for

@@ -107,6 +107,11 @@ class AudioLLM(nn.Module):
                                     position_ids=position_ids, use_cache=False)
         return out.last_hidden_state
 
+    @property
+    def head(self) -> nn.Module:
+        """The LM head (vocabulary logits from last hidden states)."""
+        return self.lm.get_output_embeddings()
+
     @torch.no_grad()
     def yes_no(self, input_ids, attention_mask, position_ids, audio=None) -> torch.Tensor:
         """log P(yes) − log P(no) at the next token, summed over every spelling of each: [b]."""

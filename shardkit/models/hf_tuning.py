@@ -61,13 +61,21 @@ class HfTuning(nn.Module):
         from transformers.modeling_outputs import CausalLMOutput
         from transformers.modeling_utils import slice_logits_to_keep
 
+        h = self.hidden_states(input_ids, attention_mask, position_ids, audio)
+        return CausalLMOutput(logits=self.head(slice_logits_to_keep(h, logits_to_keep)))
+
+    def hidden_states(self, input_ids, attention_mask, position_ids, audio=None) -> torch.Tensor:
+        """The stock model's last hidden states, before the head: [b, s, d]."""
         ids = input_ids.masked_fill(input_ids == AUDIO_ID, self.placeholder)
         extra = {}
         if audio is not None:
             extra = {"input_features": audio[:, :-1], self.mask_key: audio[:, -1].round().long()}
-        h = self.hf.model(input_ids=ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
-                          **extra).last_hidden_state  # [b, s, d]
-        return CausalLMOutput(logits=self.hf.get_output_embeddings()(slice_logits_to_keep(h, logits_to_keep)))
+        return self.hf.model(input_ids=ids, attention_mask=attention_mask, position_ids=position_ids,
+                             use_cache=False, **extra).last_hidden_state
+
+    @property
+    def head(self) -> nn.Module:
+        return self.hf.get_output_embeddings()
 
 
 def clip_features(adapter, ref) -> np.ndarray:

@@ -21,7 +21,7 @@ TEXT_TASKS = ("synonym_text", "hypernym_text")  # no audio: WordNet relations ov
 DEFAULT_MIX = {"identity": 0.3, "synonym": 0.25, "hypernym": 0.25, "description": 0.1, "replay": 0.1}
 SPLITS = ("train", "all")
 MODES = ("projector", "projector+lora", "encoder+projector+lora")  # what trains: LTU's stage 0, `proj`, `all`
-RUN_CONTROL = ("log_every", "save_every")  # may change on resume: they do not change the weights
+RUN_CONTROL = ("log_every", "save_every", "recompute")  # may change on resume: they do not change the weights
 
 
 # ---------------------------------------------------------------- instruction data (`shardkit make-data`)
@@ -108,6 +108,9 @@ class TrainConfig:
     seed: int = 0  # model init (LoRA), data order, dropout
     log_every: int = 10  # optimizer steps per log.jsonl line (mean loss over them)
     save_every: int = 100  # optimizer steps per checkpoint; 0: only the final weights
+    # every n-th decoder layer keeps only its input and is recomputed in backward (HF's activation checkpointing;
+    # the RNG replays, so the same weights): less activation memory for up to one more forward per step; 0: off
+    recompute: int = field(default=0, metadata=WHEN_SET)
     # EWC (a forgetting mitigation): λ/2 · Σ F·(θ − θ₀)² added to the loss, F a diagonal Fisher of the trained
     # weights estimated at their start θ₀ on prompts whose answers should survive (train/ewc.py); 0: off
     ewc: float = field(default=0.0, metadata=WHEN_SET)  # λ
@@ -129,7 +132,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum", "lora_r", "max_length", "log_every"):
             need(getattr(self, name) >= 1, name, ">= 1")
         need(self.max_steps is None or self.max_steps >= 1, "max_steps", ">= 1 or null")
-        for name in ("warmup_steps", "save_every", "weight_decay", "max_grad_norm"):
+        for name in ("warmup_steps", "save_every", "weight_decay", "max_grad_norm", "recompute"):
             need(getattr(self, name) >= 0, name, ">= 0")
         need(self.lora_alpha > 0, "lora_alpha", "> 0")
         need(0 <= self.lora_dropout < 1, "lora_dropout", "in [0, 1)")

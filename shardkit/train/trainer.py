@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from shardkit import __version__
@@ -32,6 +31,7 @@ from shardkit.train.batches import BatchPlan, TrainData, make_plan, read_data
 from shardkit.train.config import RUN_CONTROL, TrainConfig
 from shardkit.train.ewc import setup_ewc
 from shardkit.train.lora import LoraSettings, Trainable, apply_mode
+from shardkit.train.loss import head_loss
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ class TrainStep(nn.Module):
 
     def forward(self, input_ids, attention_mask, position_ids, labels, audio_in=None) -> torch.Tensor:
         """Sum of next-token cross-entropies; a target right after padding is not counted, and the LM head runs only
-        at positions whose target counts (the same sum as full logits, without their memory).
+        at positions whose target counts, a chunk of rows at a time (train/loss.py: the same sum and gradients as
+        full logits, without their memory).
 
         Shapes: input_ids, attention_mask, position_ids, labels [b, s]; audio_in [n, ...] encoder input
         (trained encoder) or [n, n_a, d_enc] encoder output (frozen) → scalar.
@@ -58,10 +59,8 @@ class TrainStep(nn.Module):
             audio = (self.model.encode_audio if self.encode else self.model.project)(audio_in)  # [n, n_a, d]
         target = labels[:, 1:].masked_fill(attention_mask[:, :-1] == 0, IGNORE)  # [b, s - 1]
         counted = target != IGNORE
-        # the vocabulary-sized logits only where a target counts (on the answer alone, a few per sample)
-        keep = F.pad(counted, (0, 1))  # [b, s]: position t predicts token t + 1
-        logits = self.model(input_ids, attention_mask, position_ids, audio, logits_to_keep=keep).logits
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target[counted], reduction="sum")
+        hidden = self.model.hidden_states(input_ids, attention_mask, position_ids, audio)  # [b, s, d]
+        loss = head_loss(hidden[:, :-1][counted], self.model.head, target[counted])  # position t predicts t + 1
         if audio is None:  # keep the projector in the graph: DDP expects a gradient for every trained weight
             loss = loss + 0.0 * sum(p.sum() for p in self.model.projector.parameters())
         return loss
@@ -121,6 +120,8 @@ def _setup_model(cfg: TrainConfig):
     for p in adapter.tunable.parameters():
         if p.requires_grad:
             p.data = p.data.float()
+    if cfg.recompute:  # non-reentrant: the spliced embeddings need not require grad, the RNG (dropout) replays
+        adapter.tunable.lm.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=cfg.recompute)
     return adapter, trainable
 
 
