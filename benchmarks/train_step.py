@@ -6,12 +6,19 @@ trainer's own step (forward, summed token loss on the answer, backward, AdamW) o
 their own plan (`make_plan` with and without lengths), alternating, so each figure is read against the other of
 the same run. Useful FLOPs count non-padding tokens only: each step's FLOPs (torch's FlopCounterMode, on an
 untimed rerun of the same batch) times its share of real tokens. The matmul peak is measured in the same process.
+Then the whole `shardkit train` command trains on the same data and plan (steps timed from its log.jsonl), once as
+one process using every core and once as one process per core (data-parallel over gloo, one thread each): on a
+small model much of a step is elementwise work and small matmuls that one thread per process runs better.
 
     python -m benchmarks.train_step
     python -m benchmarks.train_step --steps 2 --batch-size 4    # quick look
 """
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +30,7 @@ from benchmarks._common import RESULTS, matmul_rate, peak_rss_mb, quiet, save, t
 
 MIX = {"replay": 0.2, "synonym": 0.05, "hypernym": 0.05, "synonym_text": 0.35, "hypernym_text": 0.35}  # cpu-reasoning
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+CORES = os.cpu_count() or 1
 
 
 def main() -> None:
@@ -77,17 +85,20 @@ def main() -> None:
             t0 = time.perf_counter()
             step(plan.global_rows(k))
             seconds[name] += time.perf_counter() - t0
-    rows, result = [], {}
+    rows, result, useful_at = [], {}, {}
     base = args.steps * args.batch_size / seconds["random batches"]
     for name, plan in plans.items():
         flops = useful = real = padded = 0
-        for k in range(args.steps):
+        for k in range(args.steps + (name == "length-grouped")):  # the CLI runs below time steps 1..steps
             batch_rows = plan.global_rows(k)
             with FlopCounterMode(display=False) as counter:
                 step(batch_rows)
             n_real, n_all = int(lengths[batch_rows].sum()), int(lengths[batch_rows].max()) * len(batch_rows)
+            useful_at[name, k] = counter.get_total_flops() * n_real / n_all
+            if k == args.steps:
+                break
             flops += counter.get_total_flops()
-            useful += counter.get_total_flops() * n_real / n_all
+            useful += useful_at[name, k]
             real, padded = real + n_real, padded + n_all
         rate = args.steps * args.batch_size / seconds[name]
         result[name] = {"seconds": seconds[name], "samples_per_s": rate, "speedup": rate / base,
@@ -97,13 +108,40 @@ def main() -> None:
                         "epoch_padding": plan.padding(lengths)}
         rows.append([name, rate, rate / base, 100 * (1 - real / padded), real / seconds[name],
                      useful / seconds[name] / 1e9, 100 * useful / seconds[name] / 1e9 / best_peak])
+    for procs in (1, 2):  # the whole `shardkit train` command, one process on every core or one per core
+        name = f"shardkit train, {procs} process{'es' * (procs > 1)} × {CORES // procs} thread{'s' * (CORES > procs)}"
+        step_seconds = _cli_steps(folder, args.batch_size, args.steps, procs)
+        total, useful = sum(step_seconds), sum(useful_at["length-grouped", k] for k in range(1, args.steps + 1))
+        rate = args.steps * args.batch_size / total
+        result[name] = {"seconds": total, "samples_per_s": rate, "speedup": rate / base, "processes": procs,
+                        "threads": CORES // procs, "useful_gflops": useful / total / 1e9,
+                        "useful_fraction_of_peak": useful / total / 1e9 / best_peak}
+        rows.append([name, rate, rate / base, "", "", useful / total / 1e9, 100 * useful / total / 1e9 / best_peak])
     table(f"training step (projector + all-linear LoRA, answer-only loss), tiny-ltu, batch {args.batch_size}, "
-          f"{args.steps} steps each; peak float32 matmul {best_peak:.0f} GFLOP/s",
+          f"{args.steps} steps each; peak float32 matmul {best_peak:.0f} GFLOP/s ({torch.get_num_threads()} threads)",
           ["batches", "samples/s", "× random", "% padding", "real tok/s", "useful GFLOP/s", "% of peak"], rows)
     print(f"peak RSS {peak_rss_mb():.0f} MB")
     payload = {"batch_size": args.batch_size, "steps": args.steps, "samples": len(data), "mix": MIX,
                "peak_gflops": peak, "best_peak_gflops": best_peak, "runs": result, "peak_rss_mb": peak_rss_mb()}
     print(f"wrote {save('train_step', payload, args.results)}")
+
+
+def _cli_steps(data: Path, batch_size: int, steps: int, procs: int) -> list[float]:
+    """Seconds of steps 2..steps+1 of the length-grouped plan (the first warms up), as `shardkit train` logs them,
+    run as `procs` data-parallel processes (gloo) sharing the cores; the global batch stays `batch_size`."""
+    out = Path(tempfile.mkdtemp(prefix="bench-train-cli-")) / "run"
+    train = ["-m", "shardkit", "train", "--cpu", "--data", str(data), "--out", str(out), "--lr", "1e-4",
+             "--batch-size", str(batch_size // procs), "--max-steps", str(steps + 1), "--log-every", "1",
+             "--save-every", "0", "--set=warmup_steps=0", "--set=train_on_prompt=false",
+             f"--set=lora_targets={','.join(TARGETS)}"]
+    launch = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes",
+              str(procs)] if procs > 1 else [sys.executable]
+    env = {**os.environ, "OMP_NUM_THREADS": str(CORES // procs), "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run(launch + train, env=env, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"shardkit train ({procs} processes) failed:\n{r.stderr[-2000:]}")
+    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()][1:]
+    return [batch_size / row["samples_per_s"] for row in logged]
 
 
 if __name__ == "__main__":
