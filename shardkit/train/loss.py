@@ -10,7 +10,7 @@ gradients, [rows, d], are kept for backward. Same FLOPs as autograd's path, memo
 import torch
 from torch import nn
 
-CHUNK_BYTES = 32 * 2**20  # float32 logits per chunk: 170 rows of SmolLM2's 49,152-word vocabulary
+CHUNK_BYTES = 64 * 2**20  # float32 logits per chunk: 341 rows of SmolLM2's 49,152-word vocabulary
 
 
 class _HeadCrossEntropy(torch.autograd.Function):
@@ -40,12 +40,12 @@ class _HeadCrossEntropy(torch.autograd.Function):
 def head_loss(hidden: torch.Tensor, head: nn.Module, target: torch.Tensor) -> torch.Tensor:
     """Summed next-token cross-entropy of `head(hidden)` against `target`, a chunk of rows at a time.
 
-    Shapes: hidden [n, d] (the rows whose target counts); target [n] → scalar (float32). A head that trains, or has a
-    bias, takes autograd's path over all rows at once.
+    Shapes: hidden [n, d] (the rows whose target counts); target [n] → scalar (float32). Rows that fit one chunk
+    (answer-only training: a few per sample), and a head that trains or has a bias, take autograd's path over all
+    rows at once — the arithmetic of every run before chunking, to the bit.
     """
     weight = head.weight
-    if weight.requires_grad or getattr(head, "bias", None) is not None:
-        logits = head(hidden).float()
-        return torch.nn.functional.cross_entropy(logits, target, reduction="sum")
     rows = max(1, CHUNK_BYTES // (4 * weight.shape[0]))
+    if hidden.shape[0] <= rows or weight.requires_grad or getattr(head, "bias", None) is not None:
+        return torch.nn.functional.cross_entropy(head(hidden).float(), target, reduction="sum")
     return _HeadCrossEntropy.apply(hidden, weight, target, rows)
