@@ -342,6 +342,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     from shardkit.study.runner import is_done, run_study
     from shardkit.study.stages import plan_study
 
+    if args.jobs < 1:
+        raise ShardkitError(f"--jobs {args.jobs}: must be 1 or more")
     overrides = parse_sets(args.set)
     for key in ("device", "dtype"):
         if getattr(args, key):
@@ -363,7 +365,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         study = run_study(cfg, args.out, progress=lambda stage, done, total, extra: bar(
                               done, total, extra, f"{stage.kind} {stage.name}"),
                           announce=con.print, rank=state.process_index, world=state.num_processes,
-                          barrier=state.wait_for_everyone)
+                          barrier=state.wait_for_everyone, jobs=args.jobs)
     if study is None:
         return 0
     table = Table(title=f"{cfg.name}: {cfg.model} ({study['scoring']}; 95% clip-bootstrap CIs, %)")

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
 from shardkit.errors import ShardkitError
@@ -19,6 +20,7 @@ from shardkit.eval.results import json_safe
 from shardkit.files import atomic_write
 from shardkit.names import TASKS, YES_NO
 from shardkit.study.attention import attention_of
+from shardkit.study.parallel import run_parallel
 from shardkit.study.preset import PAPER_SIZES, Clips, StudyConfig
 from shardkit.study.stages import Plan, Stage, plan_study
 from shardkit.study.verdicts import across_seeds, balance_of, named_right, reference_of, spread, tests_of
@@ -100,8 +102,9 @@ def _path(value) -> Path | None:
 
 def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None,
               announce: Callable[[str], None] | None = None, rank: int = 0, world: int = 1,
-              barrier: Callable[[], None] = lambda: None) -> dict | None:
-    """Run every unfinished stage of the preset into `out`, then (rank 0) write study.json, report.md and plots."""
+              barrier: Callable[[], None] = lambda: None, jobs: int = 1) -> dict | None:
+    """Run every unfinished stage of the preset into `out` (`jobs` > 1: that many side by side, study/parallel.py),
+    then (rank 0) write study.json, report.md and plots."""
     from shardkit.study.report import write_report
 
     t0, out = time.perf_counter(), Path(out)
@@ -109,21 +112,34 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None,
     say = announce if announce and rank == 0 else (lambda m: None)
     progress = progress or (lambda *a: None)
     _check_run(out, cfg, rank)
-    timings = []
-    for n, stage in enumerate(plan.stages.values(), 1):
+    if jobs > 1 and world > 1:
+        raise ShardkitError(f"--jobs {jobs} runs stages side by side in one launch; under `accelerate launch` "
+                            f"({world} processes) each stage is already shared: use one or the other")
+    timings, todo = {}, []
+    for stage in plan.stages.values():
         if is_done(out, stage.id):
-            timings.append({"id": stage.id, "kind": stage.kind, "name": stage.name, "cached": True,
-                            "seconds": json.loads((stage_dir(out, stage.id) / "done.json").read_text())["seconds"]})
-            continue
+            timings[stage.id] = {"id": stage.id, "kind": stage.kind, "name": stage.name, "cached": True, "seconds":
+                                 json.loads((stage_dir(out, stage.id) / "done.json").read_text())["seconds"]}
+        else:
+            todo.append(stage)
+
+    def finished(stage: Stage, seconds: float) -> None:
+        if rank == 0:
+            atomic_write(stage_dir(out, stage.id) / "done.json", json.dumps(
+                {"id": stage.id, "name": stage.name, **stage.describe(), "seconds": seconds}, indent=2) + "\n")
+        timings[stage.id] = {"id": stage.id, "kind": stage.kind, "name": stage.name, "cached": False,
+                             "seconds": seconds}
+
+    if jobs > 1:
+        run_parallel(plan, out, todo, jobs, _run_stage, partial(is_done, out), progress, say, finished)
+    for stage in todo if jobs == 1 else ():
+        n = list(plan.stages).index(stage.id) + 1
         say(f"[{n}/{len(plan.stages)}] {stage.kind} {stage.name} → {stage_dir(out, stage.id)}")
         start = time.perf_counter()
         _run_stage(stage, out, progress, rank, world, barrier)
         barrier()
-        seconds = round(time.perf_counter() - start, 1)
-        if rank == 0:
-            atomic_write(stage_dir(out, stage.id) / "done.json", json.dumps(
-                {"id": stage.id, "name": stage.name, **stage.describe(), "seconds": seconds}, indent=2) + "\n")
-        timings.append({"id": stage.id, "kind": stage.kind, "name": stage.name, "cached": False, "seconds": seconds})
+        finished(stage, round(time.perf_counter() - start, 1))
+    timings = [timings[sid] for sid in plan.stages]
     if rank != 0:
         return None
     study = gather(cfg, plan, out)

@@ -108,6 +108,21 @@ def test_rerun_resume_and_one_branch(micro):
     assert [r["name"] for r in again["rows"]][7] == "position=end"
 
 
+def test_jobs_two_runs_stages_side_by_side_and_gives_the_serial_study(micro, tmp_path):
+    """--jobs 2: ready stages run two at a time, one thread each; the same stages, byte-equal weights, equal rows."""
+    preset, out, first = micro
+    second = study(preset, tmp_path / "run", "--jobs", "2")
+    assert [s["id"] for s in second["stages"]] == [s["id"] for s in first["stages"]]
+    assert second["rows"] == first["rows"]
+    trained = [s["id"] for s in first["stages"] if s["kind"] == "train"]
+    for sid in trained:
+        files = sorted((out / "stages" / sid / "final").rglob("*.safetensors"))
+        assert files and all(f.read_bytes() == (tmp_path / "run" / f.relative_to(out)).read_bytes() for f in files)
+    r = subprocess.run([sys.executable, "-m", "shardkit", "study", "--preset", str(preset), "--out", str(out),
+                        "--jobs", "0"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode != 0 and "--jobs 0: must be 1 or more" in r.stderr
+
+
 @pytest.mark.heavy  # 134 s on 2 cores (a second seed's 4 tunings and 7 evaluations): `make test-all`
 def test_training_seeds_rerun_only_the_tunings_and_check_each_verdict(micro):
     preset, out, first = micro

@@ -1,0 +1,73 @@
+"""study/parallel: ready stages run side by side, a stage only after every stage it reads, one thread each on two
+workers; a failing stage stops the run with its own error. (The whole micro study under --jobs 2 equals the serial
+one: tests/study/test_runner.py.)"""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from shardkit.errors import ShardkitError
+from shardkit.study.parallel import run_parallel
+from shardkit.study.stages import Plan, Stage
+from shardkit.train.config import DataConfig
+
+
+def fake_stage(stage: Stage, out: Path, progress, rank: int, world: int, barrier) -> None:
+    """Stands in for runner._run_stage: records when it ran and with how many threads."""
+    import torch
+
+    start = time.time()
+    progress(stage, 1, 2, "")
+    if stage.name == "broken":
+        raise ShardkitError("this stage fails")
+    if stage.name in ("b", "c"):  # each waits until the other has started: run one after the other, they never end
+        (out / f"{stage.name}.started").touch()
+        other = out / f"{'c' if stage.name == 'b' else 'b'}.started"
+        deadline = time.time() + 120
+        while not other.exists():
+            if time.time() > deadline:
+                raise ShardkitError(f"{stage.name} ran alone")
+            time.sleep(0.05)
+    time.sleep(0.2)
+    (out / f"{stage.name}.json").write_text(json.dumps({"start": start, "end": time.time(),
+                                                        "threads": torch.get_num_threads()}))
+
+
+def _plan() -> tuple[Plan, dict[str, Stage]]:
+    """a → (b, c) → d: b and c are independent."""
+    plan, made = Plan(), {}
+    for name, reads in (("a", ()), ("b", ("a",)), ("c", ("a",)), ("d", ("b", "c"))):
+        made[name] = Stage(kind="data", name=name, config=DataConfig(size=1 + len(made)),
+                           inputs={r: made[r].id for r in reads})
+        plan.add(made[name])
+    return plan, made
+
+
+def test_ready_stages_run_side_by_side_and_wait_for_what_they_read(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    plan, made = _plan()
+    done, seen = set(), []
+    run_parallel(plan, tmp_path, list(plan.stages.values()), 2, fake_stage, done.__contains__,
+                 lambda st, *a: seen.append(st.name), lambda m: None, lambda st, s: done.add(st.id))
+    t = {n: json.loads((tmp_path / f"{n}.json").read_text()) for n in "abcd"}
+    assert done == set(plan.stages) and set(seen) == set("abcd")
+    assert t["a"]["end"] <= min(t["b"]["start"], t["c"]["start"])  # after what they read
+    assert max(t["b"]["start"], t["c"]["start"]) < min(t["b"]["end"], t["c"]["end"])  # b and c overlapped
+    assert t["d"]["start"] >= max(t["b"]["end"], t["c"]["end"])
+    assert {v["threads"] for v in t.values()} == {1}  # two cores, two workers: one thread each
+
+
+def test_a_failing_stage_raises_its_error_and_what_reads_it_never_runs(tmp_path):
+    plan = Plan()
+    a = Stage(kind="data", name="a", config=DataConfig(size=1))
+    broken = Stage(kind="data", name="broken", config=DataConfig(size=2), inputs={"a": a.id})
+    after = Stage(kind="data", name="d", config=DataConfig(size=3), inputs={"broken": broken.id})
+    for st in (a, broken, after):
+        plan.add(st)
+    done = set()
+    with pytest.raises(ShardkitError, match="this stage fails"):
+        run_parallel(plan, tmp_path, list(plan.stages.values()), 2, fake_stage, done.__contains__,
+                     lambda *a: None, lambda m: None, lambda st, s: done.add(st.id))
+    assert done == {a.id} and not (tmp_path / "d.json").exists()
