@@ -1,16 +1,18 @@
 """The training loss: the LM head and cross-entropy over a few rows at a time, never the whole batch's logits.
 
-A batch trained on the prompt (LTU's default) has a target at nearly every text position: 8 samples of 108 text
-tokens are 864 rows of 49,152 float32 logits, 170 MB — and log-softmax and its gradient make three such tensors.
-Here each chunk of rows gets its logits, its loss and, while they exist, the gradient of that loss with respect to
-its hidden states (softmax − one-hot, times the head's weight: the matmul backward would do, done early); only those
-gradients, [rows, d], are kept for backward. Same FLOPs as autograd's path, memory of one chunk.
+A batch trained on the prompt (LTU's default) has a target at nearly every text position: 16 samples of 108 text
+tokens are 1,728 rows of 49,152 float32 logits, 340 MB — and log-softmax and its gradient make three such tensors.
+Past one chunk, each chunk of rows gets its logits, its loss and, while they exist, the gradient of that loss with
+respect to its hidden states (softmax − one-hot, times the head's weight: what the matmul backward would do, done
+early); only those gradients, [rows, d], are kept for backward. Same FLOPs as autograd's path, memory of one chunk.
+Up to one chunk (every batch of the shipped CPU presets at batch 8: at most 511 rows), autograd's own path runs, so
+their runs are the arithmetic of before, to the bit (checked on stage-0, instruct and FT-Large batches).
 """
 
 import torch
 from torch import nn
 
-CHUNK_BYTES = 64 * 2**20  # float32 logits per chunk: 341 rows of SmolLM2's 49,152-word vocabulary
+CHUNK_BYTES = 128 * 2**20  # float32 logits per chunk: 682 rows of SmolLM2's 49,152-word vocabulary
 
 
 class _HeadCrossEntropy(torch.autograd.Function):
@@ -40,9 +42,8 @@ class _HeadCrossEntropy(torch.autograd.Function):
 def head_loss(hidden: torch.Tensor, head: nn.Module, target: torch.Tensor) -> torch.Tensor:
     """Summed next-token cross-entropy of `head(hidden)` against `target`, a chunk of rows at a time.
 
-    Shapes: hidden [n, d] (the rows whose target counts); target [n] → scalar (float32). Rows that fit one chunk
-    (answer-only training: a few per sample), and a head that trains or has a bias, take autograd's path over all
-    rows at once — the arithmetic of every run before chunking, to the bit.
+    Shapes: hidden [n, d] (the rows whose target counts); target [n] → scalar (float32). Rows that fit one chunk,
+    and a head that trains or has a bias, take autograd's path over all rows at once.
     """
     weight = head.weight
     rows = max(1, CHUNK_BYTES // (4 * weight.shape[0]))
