@@ -21,8 +21,8 @@ def test_shipped_presets():
 def test_reasoning_preset_is_the_demo_with_an_instruct_base():
     """cpu-reasoning changes nothing of cpu-demo but the instruct stage, the training seeds, the attention branch and
     FT-Large's forgetting remedies; the instruct stage with the recipe under which SmolLM2 learnt to answer held-out
-    relation questions while still naming clips: every linear layer, the answer's loss only, 450 steps, prepended
-    audio, a fifth of them labeling."""
+    relation questions while still naming clips: every linear layer, the answer's loss only, 600 steps, prepended
+    audio, 30% of them labeling."""
     from dataclasses import replace
 
     demo, reasoning = load_preset("cpu-demo"), load_preset("cpu-reasoning")
@@ -36,8 +36,8 @@ def test_reasoning_preset_is_the_demo_with_an_instruct_base():
     assert demo.seeds == (0,) and reasoning.seeds == (0, 1, 2)
     train, data = reasoning.instruct.train, reasoning.instruct.data
     assert not train.train_on_prompt and len(train.lora_targets) == 7
-    assert data.placement == "prepended" and data.size // train.batch_size == 450
-    assert data.mix["replay"] == 0.2 and abs(sum(data.mix.values()) - 1) < 1e-9
+    assert data.placement == "prepended" and data.size // train.batch_size == 600
+    assert data.mix["replay"] == 0.3 and abs(sum(data.mix.values()) - 1) < 1e-9
 
 
 def test_mechanism_preset_is_reasonings_first_seed_with_every_branch():
