@@ -50,7 +50,8 @@ def run_parallel(plan: Plan, out: Path, todo: list[Stage], jobs: int, run_stage:
     waiting, running = list(todo), {}
     try:
         while waiting or running:
-            for st in [s for s in waiting if all(is_done(i) for i in s.inputs.values() if i)]:
+            ready = [s for s in waiting if all(is_done(i) for i in s.inputs.values() if i)]
+            for st in sorted(ready, key=lambda s: s.kind != "train"):  # tunings first: the long ones, they unlock most
                 if len(running) == jobs:
                     break
                 say(f"[{order[st.id]}/{len(plan.stages)}] {st.kind} {st.name} ({threads} thread{'s' * (threads > 1)})")

@@ -59,6 +59,19 @@ def test_ready_stages_run_side_by_side_and_wait_for_what_they_read(tmp_path, mon
     assert {v["threads"] for v in t.values()} == {1}  # two cores, two workers: one thread each
 
 
+def test_ready_tunings_start_before_ready_evaluations(tmp_path):
+    plan = Plan()
+    a = Stage(kind="data", name="a", config=DataConfig(size=1))
+    e = Stage(kind="eval", name="e", config=DataConfig(size=2), inputs={"a": a.id})  # the kind is all that counts
+    t = Stage(kind="train", name="t", config=DataConfig(size=3), inputs={"a": a.id})
+    for st in (a, e, t):
+        plan.add(st)
+    done, started = set(), []
+    run_parallel(plan, tmp_path, list(plan.stages.values()), 1, fake_stage, done.__contains__, lambda *x: None,
+                 started.append, lambda st, s: done.add(st.id))
+    assert [m.split()[1] for m in started] == ["data", "train", "eval"]
+
+
 def test_a_failing_stage_raises_its_error_and_what_reads_it_never_runs(tmp_path):
     plan = Plan()
     a = Stage(kind="data", name="a", config=DataConfig(size=1))
