@@ -8,10 +8,12 @@ runs through the same function as alone, and a training step's result does not d
 (checked bitwise, 1 vs 2 threads, on stage-0 and instruct batches), so the weights are the serial run's.
 """
 
+import logging
 import multiprocessing as mp
 import os
 import queue
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,11 +22,16 @@ from shardkit.study.stages import Plan, Stage
 _REPORTS = None  # a worker's queue back to the parent: (stage id, done, total, extra)
 
 
-def _start_worker(threads: int, reports) -> None:
+def _start_worker(threads: int, reports, level: int) -> None:
+    """A worker as `shardkit` sets up its own process: its threads, no library progress bars, the same log level."""
     global _REPORTS
     import torch
+    import transformers
 
     torch.set_num_threads(threads)
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+    logging.basicConfig(level=level, format="%(name)s: %(message)s")
     _REPORTS = reports
 
 
@@ -45,7 +52,8 @@ def run_parallel(plan: Plan, out: Path, todo: list[Stage], jobs: int, run_stage:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = mp.get_context("spawn")  # a fresh interpreter per stage: no torch state, thread pool or model carried over
     reports = ctx.Queue()
-    pool = ctx.Pool(jobs, initializer=_start_worker, initargs=(threads, reports), maxtasksperchild=1)
+    level = logging.getLogger().getEffectiveLevel()
+    pool = ctx.Pool(jobs, initializer=_start_worker, initargs=(threads, reports, level), maxtasksperchild=1)
     order = {st.id: n for n, st in enumerate(plan.stages.values(), 1)}
     waiting, running = list(todo), {}
     try:
