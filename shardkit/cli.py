@@ -293,8 +293,8 @@ def _study(sub) -> None:
     st.add_argument("--dtype", choices=DTYPES, help="default: the preset's")
     st.add_argument("--plan", action="store_true", help="list the stages and which are done; run nothing")
     st.add_argument("--jobs", type=int, default=1, metavar="N",
-                    help="run up to N independent stages at once, each in its own process with cores/N threads "
-                         "(on 2 cores, --jobs 2 does more per second; the weights are the same) (default: 1)")
+                    help="run up to N independent stages at once, each in its own process with cores/N threads; "
+                         "the weights and scores are those of --jobs 1 (default: 1)")
     st.set_defaults(func=cmd_study)
 
 
