@@ -294,7 +294,7 @@ def _study(sub) -> None:
     st.add_argument("--plan", action="store_true", help="list the stages and which are done; run nothing")
     st.add_argument("--jobs", type=int, default=1, metavar="N",
                     help="run up to N independent stages at once, each in its own process with cores/N threads; "
-                         "the weights and scores are those of --jobs 1 (default: 1)")
+                         "the weights are those of --jobs 1, the scores too to the fifth decimal (default: 1)")
     st.set_defaults(func=cmd_study)
 
 
