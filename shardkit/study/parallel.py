@@ -5,13 +5,17 @@ up, so one-thread processes side by side do more work per second than one proces
 (benchmarks/train_step measures it). A study has many independent stages (each seed's chain; the tunings and
 evaluations after a base), so it runs them side by side. A stage is ready when every stage it reads is done; it
 runs through the same function as alone, and a training step's result does not depend on the thread count
-(checked bitwise, 1 vs 2 threads, on stage-0 and instruct batches), so the weights are the serial run's.
+(checked bitwise, 1 vs 2 threads, on stage-0 and instruct batches), so the weights are the serial run's. A killed
+study takes its stages with it (SIGTERM through `finally`; SIGKILL: each worker exits when its parent is gone), so a
+rerun never finds a stage still training.
 """
 
 import logging
 import multiprocessing as mp
 import os
 import queue
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -29,10 +33,22 @@ def _start_worker(threads: int, reports, level: int) -> None:
     import transformers
 
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
     logging.basicConfig(level=level, format="%(name)s: %(message)s")
     _REPORTS = reports
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A killed study (even SIGKILL) must not leave stages training behind it: a rerun would run them twice."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _stop(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # through run_parallel's `finally`, which ends the workers
 
 
 def _run_alone(run_stage: Callable, stage: Stage, out: str) -> float:
@@ -56,6 +72,8 @@ def run_parallel(plan: Plan, out: Path, todo: list[Stage], jobs: int, run_stage:
     pool = ctx.Pool(jobs, initializer=_start_worker, initargs=(threads, reports, level), maxtasksperchild=1)
     order = {st.id: n for n, st in enumerate(plan.stages.values(), 1)}
     waiting, running = list(todo), {}
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _stop) if main else None
     try:
         while waiting or running:
             ready = [s for s in waiting if all(is_done(i) for i in s.inputs.values() if i)]
@@ -86,3 +104,5 @@ def run_parallel(plan: Plan, out: Path, todo: list[Stage], jobs: int, run_stage:
     finally:
         pool.terminate()
         pool.join()
+        if main:
+            signal.signal(signal.SIGTERM, before)

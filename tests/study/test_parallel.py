@@ -3,6 +3,10 @@ workers; a failing stage stops the run with its own error. (The whole micro stud
 one: tests/study/test_runner.py.)"""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -84,3 +88,51 @@ def test_a_failing_stage_raises_its_error_and_what_reads_it_never_runs(tmp_path)
         run_parallel(plan, tmp_path, list(plan.stages.values()), 2, fake_stage, done.__contains__,
                      lambda *a: None, lambda m: None, lambda st, s: done.add(st.id))
     assert done == {a.id} and not (tmp_path / "d.json").exists()
+
+
+def slow_stage(stage: Stage, out: Path, progress, rank: int, world: int, barrier) -> None:
+    """A stage that would run for ten minutes; it says which process runs it."""
+    (out / f"{stage.name}.pid").write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+DRIVER = """
+import sys; sys.path.insert(0, {here!r})
+from pathlib import Path
+from test_parallel import slow_stage
+from shardkit.study.parallel import run_parallel
+from shardkit.study.stages import Plan, Stage
+from shardkit.train.config import DataConfig
+plan = Plan()
+for n in (1, 2):
+    plan.add(Stage(kind="train", name=f"s{{n}}", config=DataConfig(size=n)))
+run_parallel(plan, Path({out!r}), list(plan.stages.values()), 2, slow_stage, lambda i: False, lambda *a: None,
+             print, lambda *a: None)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_study_leaves_no_stage_running(tmp_path, sig):
+    """Stopped by SIGTERM (its workers end with it) or SIGKILL (each worker sees its parent gone), a study leaves no
+    stage behind that a rerun would then run a second time."""
+    driver = DRIVER.format(here=str(Path(__file__).parent), out=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("*.pid"))) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    workers = [int(f.read_text()) for f in tmp_path.glob("*.pid")]
+    assert len(workers) == 2 and all(_alive(w) for w in workers)
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=30)
+    deadline = time.time() + 20
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers)
