@@ -55,14 +55,12 @@ class HfTuning(nn.Module):
     def project(self, features: torch.Tensor) -> torch.Tensor:
         return features
 
-    def forward(self, input_ids, attention_mask, position_ids, audio=None, logits_to_keep=0):
-        """The stock forward on AUDIO_ID-slotted ids; `audio` [n_clips, mel + 1, frames] (mask last); the head runs
-        only where `logits_to_keep` says (a bool mask: flattened, as the trainer's loss expects)."""
+    def forward(self, input_ids, attention_mask, position_ids, audio=None):
+        """The stock forward on AUDIO_ID-slotted ids; `audio` [n_clips, mel + 1, frames] (mask last). Training reads
+        `hidden_states` and `head` instead (train/loss.py runs the head where a target counts)."""
         from transformers.modeling_outputs import CausalLMOutput
-        from transformers.modeling_utils import slice_logits_to_keep
 
-        h = self.hidden_states(input_ids, attention_mask, position_ids, audio)
-        return CausalLMOutput(logits=self.head(slice_logits_to_keep(h, logits_to_keep)))
+        return CausalLMOutput(logits=self.head(self.hidden_states(input_ids, attention_mask, position_ids, audio)))
 
     def hidden_states(self, input_ids, attention_mask, position_ids, audio=None) -> torch.Tensor:
         """The stock model's last hidden states, before the head: [b, s, d]."""

@@ -132,13 +132,14 @@ def run_study(cfg: StudyConfig, out: Path, progress: Progress | None = None,
 
     if jobs > 1:
         run_parallel(plan, out, todo, jobs, _run_stage, partial(is_done, out), progress, say, finished)
-    for stage in todo if jobs == 1 else ():
-        n = list(plan.stages).index(stage.id) + 1
-        say(f"[{n}/{len(plan.stages)}] {stage.kind} {stage.name} → {stage_dir(out, stage.id)}")
-        start = time.perf_counter()
-        _run_stage(stage, out, progress, rank, world, barrier)
-        barrier()
-        finished(stage, round(time.perf_counter() - start, 1))
+    else:
+        order = {sid: n for n, sid in enumerate(plan.stages, 1)}
+        for stage in todo:
+            say(f"[{order[stage.id]}/{len(plan.stages)}] {stage.kind} {stage.name} → {stage_dir(out, stage.id)}")
+            start = time.perf_counter()
+            _run_stage(stage, out, progress, rank, world, barrier)
+            barrier()
+            finished(stage, round(time.perf_counter() - start, 1))
     timings = [timings[sid] for sid in plan.stages]
     if rank != 0:
         return None

@@ -196,10 +196,21 @@ def test_loss_on_kept_positions_equals_the_full_logits_loss(monkeypatch, rows):
 def test_recomputed_activations_give_the_same_weights(data, tmp_path):
     """recompute=1 keeps each layer's input alone and replays the layer in backward, dropout included: the same
     run."""
+    from shardkit.train.trainer import _setup_model
+
     train(cfg(data, max_steps=3, lora_dropout=0.2), tmp_path / "kept")
     train(cfg(data, max_steps=3, lora_dropout=0.2, recompute=1), tmp_path / "recomputed")
     assert_same(weights(tmp_path / "recomputed" / "final"), weights(tmp_path / "kept" / "final"), atol=1e-6)
     assert cfg(data, recompute=1).hash() == cfg(data).hash()  # a run may resume either way
+    for n, runs in ((0, 1), (1, 2)):  # and it did recompute: layer 0's attention runs again in backward
+        adapter, _ = _setup_model(cfg(data, recompute=n))
+        layer, seen = adapter.tunable.lm.get_decoder().layers[0].self_attn, []  # inside the checkpoint: re-run
+        layer.register_forward_hook(lambda *a, seen=seen: seen.append(1))
+        adapter.tunable.train()
+        ids = torch.randint(5, adapter.tunable.lm.config.vocab_size, (2, 6))
+        h = adapter.tunable.hidden_states(ids, torch.ones_like(ids), torch.arange(6).expand(2, 6))
+        h.sum().backward()
+        assert len(seen) == runs
 
 
 def test_a_few_steps_lower_the_loss_and_write_logs(data, tmp_path):
