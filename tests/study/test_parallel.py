@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shardkit.errors import ShardkitError
-from shardkit.study.parallel import run_parallel
+from shardkit.study.parallel import _threads, run_parallel
 from shardkit.study.stages import Plan, Stage
 from shardkit.train.config import DataConfig
 
@@ -63,6 +63,24 @@ def test_ready_stages_run_side_by_side_and_wait_for_what_they_read(tmp_path, mon
     assert {v["threads"] for v in t.values()} == {1}  # two cores, two workers: one thread each
 
 
+def test_a_long_stage_with_no_other_beside_it_gets_every_core(tmp_path, monkeypatch):
+    """cpu-demo's stage 0 runs while only data stages are left: on one thread it would hold the study back."""
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    kinds = {k: Stage(kind=k, name=k, config=DataConfig(size=n)) for n, k in enumerate(("data", "train", "eval"), 1)}
+    data, train, ev = kinds["data"], kinds["train"], kinds["eval"]
+    assert _threads(train, [data, data], jobs=2) == 4  # data stages take seconds: not counted
+    assert _threads(train, [ev], jobs=2) == 2
+    assert _threads(train, [ev, ev, ev], jobs=2) == 2  # never fewer than cores/jobs
+    assert _threads(train, [ev, ev, ev], jobs=4) == 1
+    assert _threads(data, [], jobs=2) == 1
+    plan, done, started = Plan(), set(), []
+    for st in (data, Stage(kind="train", name="t", config=DataConfig(size=9), inputs={"d": data.id})):
+        plan.add(st)
+    run_parallel(plan, tmp_path, list(plan.stages.values()), 2, fake_stage, done.__contains__, lambda *x: None,
+                 started.append, lambda st, s: done.add(st.id))
+    assert json.loads((tmp_path / "t.json").read_text())["threads"] == 4 and started[-1].endswith("(4 threads)")
+
+
 def test_ready_tunings_start_before_ready_evaluations(tmp_path):
     plan = Plan()
     a = Stage(kind="data", name="a", config=DataConfig(size=1))
@@ -108,7 +126,7 @@ DRIVER = """
 import sys; sys.path.insert(0, {here!r})
 from pathlib import Path
 from test_parallel import slow_stage
-from shardkit.study.parallel import run_parallel
+from shardkit.study.parallel import _threads, run_parallel
 from shardkit.study.stages import Plan, Stage
 from shardkit.train.config import DataConfig
 plan = Plan()

@@ -109,7 +109,8 @@ def test_rerun_resume_and_one_branch(micro):
 
 
 def test_jobs_two_runs_stages_side_by_side_and_gives_the_serial_study(micro, tmp_path):
-    """--jobs 2: ready stages run two at a time, one thread each; the same stages, byte-equal weights, equal rows."""
+    """--jobs 2: ready stages run two at a time (one thread each, or both when alone); the same stages, byte-equal
+    weights, equal rows."""
     preset, out, first = micro
     second = study(preset, tmp_path / "run", "--jobs", "2")
     assert [s["id"] for s in second["stages"]] == [s["id"] for s in first["stages"]]
