@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 export SHARDKIT_CACHE := $(CURDIR)/.cache
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+JOBS ?= 2  # the demo's stages side by side (`make demo JOBS=1`: one at a time, every core each)
 
 .PHONY: install demo test test-all bench clean
 
@@ -23,7 +24,7 @@ $(VENV)/.installed: requirements.txt requirements-resources.txt constraints.txt 
 
 demo: install
 	$(BIN)/shardkit doctor
-	$(BIN)/shardkit study --preset cpu-demo --out runs/demo
+	$(BIN)/shardkit study --preset cpu-demo --out runs/demo --jobs $(JOBS)
 
 test: install
 	$(BIN)/ruff check .
