@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 export SHARDKIT_CACHE := $(CURDIR)/.cache
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-JOBS ?= 2  # the demo's stages side by side (`make demo JOBS=1`: one at a time, every core each)
+# the demo's stages two at a time (`make demo JOBS=1`: one at a time, on every core)
+JOBS ?= 2
 
 .PHONY: install demo test test-all bench clean
 
