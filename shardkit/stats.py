@@ -227,7 +227,8 @@ def paired_bootstrap_diff(fn: MetricFn, data_a: Data, data_b: Data, cluster: np.
 
     Items are paired by position (same item, same clip in A and B). Returns {"diff", "lo", "hi", "p", "se", "mde"}:
     p the two-sided bootstrap p of the difference (`bootstrap_p`), se the replicates' standard deviation and mde
-    the minimum difference detectable at 80% power (`mde_normal`).
+    the minimum difference detectable at 80% power (`mde_normal`); NaN when A and B never differ in any replicate
+    (as `mcnemar_mde` without discordance: a design with no variance has no power to judge by, not a power of 0).
     """
     _check_alpha(alpha)
     diff = float(fn(data_b, None) - fn(data_a, None))
@@ -238,7 +239,8 @@ def paired_bootstrap_diff(fn: MetricFn, data_a: Data, data_b: Data, cluster: np.
     lo, hi = _percentile_ci(b - a, alpha)
     d = (b - a)[~np.isnan(b - a)]
     se = float(d.std(ddof=1)) if len(d) > 1 else float("nan")
-    return {"diff": diff, "lo": lo, "hi": hi, "p": bootstrap_p(b - a), "se": se, "mde": mde_normal(se, alpha)}
+    mde = mde_normal(se, alpha) if se > 0 else float("nan")
+    return {"diff": diff, "lo": lo, "hi": hi, "p": bootstrap_p(b - a), "se": se, "mde": mde}
 
 
 def mde_normal(se: float, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -7,6 +7,8 @@ splice as LTU; untrained, the projector is random, so `shardkit train` stage 0 i
 """
 
 import logging
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +47,15 @@ def smollm2_dir() -> Path:
     lm.hf_quantizer = None  # dequantised on load; saving must not claim a GGUF quantisation
     if hasattr(lm.config, "quantization_config"):
         del lm.config.quantization_config
-    partial = out.with_name(out.name + ".partial")
+    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")  # `study --jobs` may convert in two processes
     lm.save_pretrained(partial)
     tok.save_pretrained(partial)
-    partial.rename(out)  # the folder appears complete or not at all
+    try:
+        partial.rename(out)  # the folder appears complete or not at all
+    except OSError:  # another process got there first, with the same conversion
+        if not (out / "model.safetensors").exists():
+            raise
+        shutil.rmtree(partial)
     return out
 
 

@@ -193,7 +193,9 @@ def verdict(diff: dict | None, test: dict | None, sign: int, alpha: float = 0.05
     lo, hi = diff["ci"]
     p = test.get("p_holm")
     mde = diff.get("mde")
-    size = f"; the design detects {100 * mde:.1f} points at 80% power" if mde is not None else ""
+    size = (f"; the design detects {100 * mde:.1f} points at 80% power" if mde is not None
+            else "; the two never differ on any item, so the design's power cannot be judged" if lo == hi == 0
+            else "")
     if p is not None and p < alpha and lo is not None and hi is not None:
         if (lo > 0 if sign > 0 else hi < 0):
             return "supported", f"{test.get('method', 'paired test')} Holm p {p:.3g}, CI on the paper's side"

@@ -68,3 +68,19 @@ def test_ask_cli(refs):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("answer: ") and "yes/no log-odds: " in r.stdout
+
+
+def test_two_processes_converting_smollm2_at_once_both_get_the_folder(tmp_path):
+    """`study --jobs 2` on a fresh clone starts two stage-0 tunings together: both convert the GGUF (~25 s), the
+    second's rename finds the first's folder; it must keep that one, not fail, and leave no partial folder."""
+    import os
+
+    env = {**os.environ, "SHARDKIT_CACHE": str(tmp_path)}
+    code = "from shardkit.models.tiny_ltu import smollm2_dir; print(smollm2_dir())"
+    runs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in runs]
+    assert all(rc == 0 for rc, _, _ in results), [err[-500:] for _, _, err in results]
+    made = sorted(p.name for p in (tmp_path / "models").iterdir())
+    assert made == ["smollm2-135m-instruct"], made
+    assert sum("converting" in err for _, _, err in results) == 2  # both converted: the race was run

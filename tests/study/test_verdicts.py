@@ -28,3 +28,9 @@ def test_verdict_needs_the_test_and_the_ci_on_one_side():
     v, why = verdict(straddles, test, +1)  # McNemar on accuracy passed, but the F1 CI includes 0
     assert v == "undetermined" and "15.0 points" in why
     assert verdict(None, test, +1) == ("undetermined", "not measured")
+
+
+def test_a_difference_that_never_varies_has_no_power_to_quote():
+    """Both conditions name no clip: the bootstrap's MDE is NaN (None in study.json), never "detects 0.0 points"."""
+    v, why = verdict({"value": 0.0, "ci": [0.0, 0.0], "mde": None}, {"p_holm": 1.0}, -1)
+    assert v == "undetermined" and "power cannot be judged" in why and "detects" not in why
