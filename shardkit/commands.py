@@ -317,8 +317,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     con = Console(stderr=True)
     with _progress("train", console=con, disable=not main_process) as bar:
         summary = train(cfg, args.out, resume=args.resume, cpu=args.cpu,
-                        progress=lambda step, total, loss, rate: bar(step, total, f"loss {loss:.4f}  {rate:.1f} "
-                                                                                  f"samples/s"),
+                        progress=lambda done, total, *step: bar(done, total, f"loss {step[0]:.4f}  {step[1]:.1f} "
+                                                                            f"samples/s" if step else "EWC Fisher"),
                         announce=con.print if main_process else None)
     if main_process and summary["losses"]:
         from shardkit.models.registry import trained_spec

@@ -92,7 +92,7 @@ def _run_stage(stage: Stage, out: Path, progress: Progress, rank: int, world: in
 
 
 def _extra(values: tuple) -> str:
-    """Training reports (loss, samples/s) after (step, total): shown beside the bar."""
+    """Training reports (loss, samples/s) after (step, total): shown beside the bar (its EWC Fisher, nothing)."""
     return f"loss {values[0]:.3f}, {values[1]:.1f} samples/s" if len(values) == 2 else ""
 
 

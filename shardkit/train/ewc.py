@@ -11,6 +11,7 @@ samples) and cached as safetensors under the shardkit cache, so FT-Large's seeds
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,19 +59,18 @@ def fisher_key(model_spec: str, params: dict[str, torch.Tensor], data_dir: Path,
     return h.hexdigest()[:16]
 
 
-def estimate_fisher(step, data, audio, pad_id: int, params: dict[str, nn.Parameter], n: int) -> dict[str, torch.Tensor]:
+def estimate_fisher(step, data, audio, pad_id: int, params: dict[str, nn.Parameter], n: int,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, torch.Tensor]:
     """Diagonal empirical Fisher over `n` samples spread evenly through `data` (deterministic), in eval mode (no
     dropout). `step` is the trainer's TrainStep (summed token loss), `audio` its AudioInputs; the loss counts the
-    answer only, the knowledge to keep."""
-    from tqdm.auto import tqdm
-
+    answer only, the knowledge to keep. `progress(done, total)` after each sample (minutes on a CPU)."""
     rows = np.unique(np.linspace(0, len(data) - 1, min(n, len(data))).round().astype(int))
     fisher = {k: torch.zeros_like(p, dtype=torch.float32) for k, p in params.items()}
     names, tensors = list(params), list(params.values())
     training = step.training
     step.eval()
     device = tensors[0].device
-    for row in tqdm(rows, desc="EWC Fisher", leave=False):
+    for k, row in enumerate(rows, 1):
         batch, refs = data.batch([int(row)], pad_id, train_on_prompt=False)
         n_targets = int((batch["labels"][:, 1:] != IGNORE).sum())
         loss = step(**{k: v.to(device) for k, v in batch.items()}, audio_in=audio(refs)) / max(n_targets, 1)
@@ -78,13 +78,15 @@ def estimate_fisher(step, data, audio, pad_id: int, params: dict[str, nn.Paramet
         for name, g in zip(names, grads, strict=True):
             if g is not None:
                 fisher[name] += g.detach().float() ** 2
+        if progress:
+            progress(k, len(rows))
     step.train(training)
     return {k: v / len(rows) for k, v in fisher.items()}
 
 
-def setup_ewc(cfg, step, data, audio, pad_id: int) -> Ewc | None:
-    """The run's EWC penalty (None when cfg.ewc is 0), from the cache or estimated now, before any step: θ₀ is the
-    model as it starts. `data` is the `ewc_data` folder read like the training data."""
+def setup_ewc(cfg, step, data, audio, pad_id: int, progress: Callable[[int, int], None] | None = None) -> Ewc | None:
+    """The run's EWC penalty (None when cfg.ewc is 0), from the cache or estimated now (reporting to `progress`),
+    before any step: θ₀ is the model as it starts. `data` is the `ewc_data` folder read like the training data."""
     from safetensors.torch import load_file, save_file
 
     if not cfg.ewc:
@@ -96,7 +98,7 @@ def setup_ewc(cfg, step, data, audio, pad_id: int) -> Ewc | None:
     if cached:
         fisher = load_file(str(path))
     else:
-        fisher = estimate_fisher(step, data, audio, pad_id, params, cfg.ewc_samples)
+        fisher = estimate_fisher(step, data, audio, pad_id, params, cfg.ewc_samples, progress)
         tmp = path.with_suffix(".tmp")
         save_file({k: v.contiguous() for k, v in fisher.items()}, str(tmp))
         tmp.replace(path)

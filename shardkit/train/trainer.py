@@ -223,10 +223,10 @@ def _check_out(out: Path, cfg: TrainConfig, resume: bool) -> tuple[Path | None, 
 
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
-          progress: Callable[[int, int, float, float], None] | None = None,
-          announce: Callable[[str], None] | None = None) -> dict:
-    """Run (or resume) training into `out`; returns a summary. `progress(step, total, loss, samples_per_s)` and
-    `announce(message)` are called on the main process only."""
+          progress: Callable[..., None] | None = None, announce: Callable[[str], None] | None = None) -> dict:
+    """Run (or resume) training into `out`; returns a summary. `progress(step, total, loss, samples_per_s)` after
+    each step (and `progress(done, total)` while an EWC Fisher is estimated) and `announce(message)` are called on
+    the main process only."""
     from accelerate.utils import set_seed
 
     out, data_dir = Path(out), Path(cfg.data)
@@ -265,7 +265,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, cpu: bool = False,
     if cfg.ewc:  # θ₀ is the model as it starts: before a checkpoint is restored
         with acc.main_process_first():  # rank 0 estimates and caches the Fisher; the others read it back
             kept = read_data(Path(cfg.ewc_data), adapter, cfg)
-            ewc = setup_ewc(cfg, acc.unwrap_model(step_fn), kept, audio, model.pad_id)
+            ewc = setup_ewc(cfg, acc.unwrap_model(step_fn), kept, audio, model.pad_id,
+                            progress if acc.is_main_process else None)
         say(ewc.summary())
     start = 0
     if ckpt is not None:

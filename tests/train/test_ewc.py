@@ -64,7 +64,9 @@ class _Only:
 def test_the_penalty_holds_the_weights_near_their_start(data, tmp_path):
     step, rows, audio, pad, params = _pieces(data)
     start = {k: v.detach().clone() for k, v in params.items()}
-    fisher = estimate_fisher(step, rows, audio, pad, params, 8)
+    seen = []
+    fisher = estimate_fisher(step, rows, audio, pad, params, 8, lambda done, total: seen.append((done, total)))
+    assert seen == [(k, 8) for k in range(1, 9)]  # a bar for the minutes it takes (not tqdm under the study's)
     free = train(cfg(data), tmp_path / "free")
     held = train(cfg(data, ewc=1e4, ewc_data=str(data), ewc_samples=8), tmp_path / "held")
     names = {"projector.1.weight": "projector.1.weight"} | {k: "lora." + k.split("lm.", 1)[1].replace(
