@@ -293,8 +293,9 @@ def _study(sub) -> None:
     st.add_argument("--dtype", choices=DTYPES, help="default: the preset's")
     st.add_argument("--plan", action="store_true", help="list the stages and which are done; run nothing")
     st.add_argument("--jobs", type=int, default=1, metavar="N",
-                    help="run up to N independent stages at once, each in its own process with cores/N threads; "
-                         "the weights are those of --jobs 1, the scores too to the fifth decimal (default: 1)")
+                    help="run up to N independent stages at once, each in its own process with cores/N threads (every "
+                         "core for a long stage with no other beside it); the weights are those of --jobs 1, the "
+                         "scores too to the fifth decimal (default: 1; `make demo` runs 2)")
     st.set_defaults(func=cmd_study)
 
 
