@@ -193,6 +193,7 @@ def verdict(diff: dict | None, test: dict | None, sign: int, alpha: float = 0.05
     lo, hi = diff["ci"]
     p = test.get("p_holm")
     mde = diff.get("mde")
+    mde = None if mde is not None and mde != mde else mde  # NaN (in memory) is null (in study.json): no variance
     size = (f"; the design detects {100 * mde:.1f} points at 80% power" if mde is not None
             else "; the two never differ on any item, so the design's power cannot be judged" if lo == hi == 0
             else "")

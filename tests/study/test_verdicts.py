@@ -32,5 +32,6 @@ def test_verdict_needs_the_test_and_the_ci_on_one_side():
 
 def test_a_difference_that_never_varies_has_no_power_to_quote():
     """Both conditions name no clip: the bootstrap's MDE is NaN (None in study.json), never "detects 0.0 points"."""
-    v, why = verdict({"value": 0.0, "ci": [0.0, 0.0], "mde": None}, {"p_holm": 1.0}, -1)
-    assert v == "undetermined" and "power cannot be judged" in why and "detects" not in why
+    for mde in (None, float("nan")):
+        v, why = verdict({"value": 0.0, "ci": [0.0, 0.0], "mde": mde}, {"p_holm": 1.0}, -1)
+        assert v == "undetermined" and "power cannot be judged" in why and "detects" not in why
