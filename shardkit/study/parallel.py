@@ -5,7 +5,8 @@ up, so one-thread processes side by side do more work per second than one proces
 (benchmarks/train_step measures it). A study has many independent stages (each seed's chain; the tunings and
 evaluations after a base), so it runs them side by side. A stage is ready when every stage it reads is done; it
 runs through the same function as alone, on cores/N threads, or on every core when no other long stage (tuning,
-evaluation, attention) is ready or running beside it (cpu-demo's stage 0 holds up everything after it). A training
+evaluation, attention) is running, ready, or waiting only on a running data stage (cpu-demo's stage 0 holds up
+everything after it). A training
 step's result does not depend on the thread count (checked bitwise, 1 vs 2 threads, on stage-0 and instruct
 batches), so the weights are the serial run's. A killed study takes its stages with it (SIGTERM through `finally`;
 SIGKILL: each worker exits when its parent is gone), so a rerun never finds a stage still training.
@@ -93,10 +94,12 @@ def run_parallel(plan: Plan, out: Path, todo: list[Stage], jobs: int, run_stage:
         while waiting or running:
             ready = [s for s in waiting if all(is_done(i) for i in s.inputs.values() if i)]
             ready.sort(key=lambda s: s.kind != "train")  # tunings first: the longest, and they unlock most
+            soon = [s for s in waiting if s not in ready and all(  # ready once a running seconds-long stage ends
+                is_done(i) or (i in running and running[i][0].kind not in LONG) for i in s.inputs.values() if i)]
             for n, st in enumerate(ready):
                 if len(running) == jobs:
                     break
-                threads = _threads(st, [s for s, _ in running.values()] + ready[n + 1:], jobs)
+                threads = _threads(st, [s for s, _ in running.values()] + ready[n + 1:] + soon, jobs)
                 say(f"[{order[st.id]}/{len(plan.stages)}] {st.kind} {st.name} ({threads} thread{'s' * (threads > 1)})")
                 running[st.id] = (st, pool.apply_async(_run_alone, (run_stage, st, str(out), threads)))
                 waiting.remove(st)

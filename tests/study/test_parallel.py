@@ -34,7 +34,7 @@ def fake_stage(stage: Stage, out: Path, progress, rank: int, world: int, barrier
             if time.time() > deadline:
                 raise ShardkitError(f"{stage.name} ran alone")
             time.sleep(0.05)
-    time.sleep(0.2)
+    time.sleep(3.0 if stage.name == "slow" else 0.2)
     (out / f"{stage.name}.json").write_text(json.dumps({"start": start, "end": time.time(),
                                                         "threads": torch.get_num_threads()}))
 
@@ -79,6 +79,23 @@ def test_a_long_stage_with_no_other_beside_it_gets_every_core(tmp_path, monkeypa
     run_parallel(plan, tmp_path, list(plan.stages.values()), 2, fake_stage, done.__contains__, lambda *x: None,
                  started.append, lambda st, s: done.add(st.id))
     assert json.loads((tmp_path / "t.json").read_text())["threads"] == 4 and started[-1].endswith("(4 threads)")
+
+
+def test_a_tuning_about_to_be_ready_counts_as_beside(tmp_path, monkeypatch):
+    """cpu-mechanism: one base's stage 0 is ready while the other base's instruct stage waits only on its data stage,
+    which takes seconds: the stage 0 must not take every core and then share them three threads to two cores."""
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    plan, done = Plan(), set()
+    a, slow = Stage(kind="data", name="a", config=DataConfig(size=1)), Stage(kind="data", name="slow",
+                                                                           config=DataConfig(size=2))
+    t1 = Stage(kind="train", name="t1", config=DataConfig(size=3), inputs={"a": a.id})
+    t2 = Stage(kind="train", name="t2", config=DataConfig(size=4), inputs={"slow": slow.id})
+    for st in (a, slow, t1, t2):
+        plan.add(st)
+    run_parallel(plan, tmp_path, list(plan.stages.values()), 2, fake_stage, done.__contains__, lambda *x: None,
+                 lambda m: None, lambda st, s: done.add(st.id))
+    threads = {n: json.loads((tmp_path / f"{n}.json").read_text())["threads"] for n in ("t1", "t2")}
+    assert threads == {"t1": 2, "t2": 2}  # t1 started while `slow` ran: t2 was about to be ready beside it
 
 
 def test_ready_tunings_start_before_ready_evaluations(tmp_path):
