@@ -6,10 +6,10 @@ up, so one-thread processes side by side do more work per second than one proces
 evaluations after a base), so it runs them side by side. A stage is ready when every stage it reads is done; it
 runs through the same function as alone, on cores/N threads, or on every core when no other long stage (tuning,
 evaluation, attention) is running, ready, or waiting only on a running data stage (cpu-demo's stage 0 holds up
-everything after it). A training
-step's result does not depend on the thread count (checked bitwise, 1 vs 2 threads, on stage-0 and instruct
-batches), so the weights are the serial run's. A killed study takes its stages with it (SIGTERM through `finally`;
-SIGKILL: each worker exits when its parent is gone), so a rerun never finds a stage still training.
+everything after it). A training step's result does not depend on the thread count (checked bitwise, 1 vs 2
+threads, on stage-0 and instruct batches), so the weights are the serial run's. A killed study takes its stages
+with it (SIGTERM through `finally`; SIGKILL: each worker exits when its parent is gone), so a rerun never finds a
+stage still training.
 """
 
 import logging
@@ -55,8 +55,9 @@ def _stop(signum, frame) -> None:
 
 
 def _threads(stage: Stage, others: list[Stage], jobs: int) -> int:
-    """The cores a stage gets: all of them when no other long stage is ready or running beside it, else cores/jobs.
-    (A stage keeps its threads to the end; the cost is a short while two-over-one when another becomes ready.)"""
+    """The cores a stage gets: all of them when none of `others` (running, ready or about to be) is a long stage,
+    else cores/jobs. A stage keeps its threads to the end: when a long stage becomes ready later, the two share the
+    cores over-subscribed until the first ends."""
     cores = os.cpu_count() or 1
     if stage.kind not in LONG:
         return 1
