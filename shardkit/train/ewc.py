@@ -70,7 +70,7 @@ def estimate_fisher(step, data, audio, pad_id: int, params: dict[str, nn.Paramet
     training = step.training
     step.eval()
     device = tensors[0].device
-    for k, row in enumerate(rows, 1):
+    for done, row in enumerate(rows, 1):
         batch, refs = data.batch([int(row)], pad_id, train_on_prompt=False)
         n_targets = int((batch["labels"][:, 1:] != IGNORE).sum())
         loss = step(**{k: v.to(device) for k, v in batch.items()}, audio_in=audio(refs)) / max(n_targets, 1)
@@ -79,7 +79,7 @@ def estimate_fisher(step, data, audio, pad_id: int, params: dict[str, nn.Paramet
             if g is not None:
                 fisher[name] += g.detach().float() ** 2
         if progress:
-            progress(k, len(rows))
+            progress(done, len(rows))
     step.train(training)
     return {k: v / len(rows) for k, v in fisher.items()}
 
