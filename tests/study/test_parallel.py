@@ -94,8 +94,9 @@ def test_a_tuning_about_to_be_ready_counts_as_beside(tmp_path, monkeypatch):
         plan.add(st)
     run_parallel(plan, tmp_path, list(plan.stages.values()), 2, fake_stage, done.__contains__, lambda *x: None,
                  lambda m: None, lambda st, s: done.add(st.id))
-    threads = {n: json.loads((tmp_path / f"{n}.json").read_text())["threads"] for n in ("t1", "t2")}
-    assert threads == {"t1": 2, "t2": 2}  # t1 started while `slow` ran: t2 was about to be ready beside it
+    # t1 started while `slow` ran, so t2 was about to be ready beside it (t2's own count depends on whether t1's
+    # process still runs when t2 starts: not asserted)
+    assert json.loads((tmp_path / "t1.json").read_text())["threads"] == 2
 
 
 def test_ready_tunings_start_before_ready_evaluations(tmp_path):
