@@ -6,6 +6,9 @@ trainer's own step (forward, summed token loss on the answer, backward, AdamW) o
 their own plan (`make_plan` with and without lengths), alternating, so each figure is read against the other of
 the same run. Useful FLOPs count non-padding tokens only: each step's FLOPs (torch's FlopCounterMode, on an
 untimed rerun of the same batch) times its share of real tokens. The matmul peak is measured in the same process.
+A third variant reruns the length-grouped batches with LoRA's dropout off (p 0.05 → 0, not the recipe): the
+masks are drawn by the CPU's generator element by element, and what that costs is the gap to the matmul peak
+that the recipe, not the trainer, owns.
 Then the whole `shardkit train` command trains on the same data and plan (steps timed from its log.jsonl), once as
 one process using every core and once as one process per core (data-parallel over gloo, one thread each): on a
 small model much of a step is elementwise work and small matmuls that one thread per process runs better.
@@ -64,14 +67,18 @@ def main() -> None:
     apply_mode(adapter.model, cfg.mode, LoraSettings.of(cfg))
     data = read_data(folder, adapter, cfg)
     lengths = np.diff(data.offsets)
-    plans = {"random batches": make_plan(cfg, len(data), 1),
-             "length-grouped": make_plan(cfg, len(data), 1, lengths)}
+    grouped = make_plan(cfg, len(data), 1, lengths)
+    plans = {"random batches": make_plan(cfg, len(data), 1), "length-grouped": grouped,
+             "length-grouped, LoRA dropout off": grouped}  # not the recipe: what its dropout masks cost
+    lora_dropouts = [m for n, m in adapter.model.named_modules() if "lora_dropout" in n and hasattr(m, "p")]
     step_fn = TrainStep(adapter.model, encode=False).train()
     optimizer = torch.optim.AdamW([q for q in adapter.model.parameters() if q.requires_grad], lr=1e-4)
     audio = AudioInputs(adapter, adapter.model, frozen=True, device=torch.device("cpu"))
     audio(data.refs)  # every clip's encoder output in memory before timing, as in training
 
-    def step(rows) -> None:
+    def step(rows, dropout: float = cfg.lora_dropout) -> None:
+        for m in lora_dropouts:
+            m.p = dropout
         batch, refs = data.batch(rows, adapter.model.pad_id, cfg.train_on_prompt)
         loss = step_fn(**batch, audio_in=audio(refs))
         loss.backward()
@@ -83,7 +90,7 @@ def main() -> None:
     for k in range(args.steps):
         for name, plan in plans.items():
             t0 = time.perf_counter()
-            step(plan.global_rows(k))
+            step(plan.global_rows(k), 0.0 if "dropout off" in name else cfg.lora_dropout)
             seconds[name] += time.perf_counter() - t0
     rows, result, useful_at = [], {}, {}
     base = args.steps * args.batch_size / seconds["random batches"]

@@ -270,7 +270,8 @@ def _train(sub) -> None:
                    help=f"steps per checkpoint (default {TrainConfig.save_every}; 0: final only)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other TrainConfig key, e.g. --set warmup_steps=20 --set lora_r=16; --set recompute=1 "
-                        "recomputes every decoder layer in backward: same weights, less memory, a forward more")
+                        "recomputes every decoder layer in backward and returns freed blocks to the system: "
+                        "same weights, less memory, a forward more")
     t.set_defaults(func=cmd_train)
 
 

@@ -56,6 +56,7 @@ def test_train_step_smallest(tmp_path):
     plain, grouped = result["runs"]["random batches"], result["runs"]["length-grouped"]
     assert grouped["epoch_padding"] < plain["epoch_padding"]  # text and audio questions differ in length
     assert 0 < grouped["useful_gflops"] <= grouped["gflops"] and result["peak_rss_mb"] > 100
+    assert result["runs"]["length-grouped, LoRA dropout off"]["padding"] == grouped["padding"]  # the same batches
 
 
 @pytest.mark.heavy  # four short trainings and the weights' floor; `make bench` runs it with 64 samples

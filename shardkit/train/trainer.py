@@ -122,7 +122,24 @@ def _setup_model(cfg: TrainConfig):
             p.data = p.data.float()
     if cfg.recompute:  # non-reentrant: the spliced embeddings need not require grad, the RNG (dropout) replays
         adapter.tunable.lm.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=cfg.recompute)
+        _return_big_blocks()
     return adapter, trainable
+
+
+def _return_big_blocks(threshold: int = 1 << 20) -> None:
+    """With recompute (the low-memory mode), hand every block ≥ 1 MB back to the kernel when it is freed.
+
+    glibc raises its mmap threshold to 32 MB as big blocks are freed, so a step's activations come from the heap,
+    and the holes the steps before left in it stay resident: tiny-ltu's FT-Large peak went 1,532 → 1,296 MB with
+    this (benchmarks/train_memory.py). It costs page faults on each fresh block. Not glibc: nothing to do.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c")).mallopt(-3, threshold)  # M_MMAP_THRESHOLD (malloc.h)
+    except (OSError, AttributeError, TypeError):
+        log.debug("no glibc mallopt here: freed blocks stay with the allocator")
 
 
 def _setup_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

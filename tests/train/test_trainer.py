@@ -141,13 +141,17 @@ def cli_args(c: TrainConfig, out: Path) -> list[str]:
 # ---------------------------------------------------------------- config
 
 
-def test_cli_reports_a_bad_key_before_loading_anything(tmp_path, capsys):
+def test_cli_reports_a_bad_key_before_loading_anything(tmp_path, capsys, monkeypatch):
     from shardkit.cli import main
+    from shardkit.models import registry
 
-    t0 = time.perf_counter()
+    def load_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the config was checked")
+
+    monkeypatch.setattr(registry, "load_model", load_model)
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "lr_warmup=3"]) == 2
     assert "unknown key 'lr_warmup'" in capsys.readouterr().err
-    assert time.perf_counter() - t0 < 5 and not (tmp_path / "o").exists()
+    assert not (tmp_path / "o").exists()
 
 
 # ---------------------------------------------------------------- training
@@ -211,6 +215,30 @@ def test_recomputed_activations_give_the_same_weights(data, tmp_path):
         h = adapter.tunable.hidden_states(ids, torch.ones_like(ids), torch.arange(6).expand(2, 6))
         h.sum().backward()
         assert len(seen) == runs
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the kernel's resident-memory count")
+def test_recompute_hands_a_freed_big_block_back_to_the_kernel():
+    """glibc keeps a freed 8 MB block once an earlier one raised its threshold; the low-memory mode returns it."""
+    code = """
+import sys, torch
+from shardkit.train.trainer import _return_big_blocks
+if sys.argv[1] == "1":
+    _return_big_blocks()
+def anon():
+    return int(next(line for line in open("/proc/self/status") if line.startswith("RssAnon")).split()[1]) // 1024
+x = torch.ones(1 << 21); del x
+before = anon(); x = torch.ones(1 << 21); held = anon(); del x
+print(held - before, anon() - before)
+"""
+    def run(flag: str) -> list[int]:
+        out = subprocess.run([sys.executable, "-c", code, flag], capture_output=True, text=True, check=True)
+        return [int(v) for v in out.stdout.split()]
+
+    held, kept = run("0")
+    assert held >= 7 and kept >= 7  # glibc's default: the block stays resident after del
+    held, kept = run("1")
+    assert held >= 7 and kept <= 1
 
 
 def test_a_few_steps_lower_the_loss_and_write_logs(data, tmp_path):
