@@ -19,7 +19,9 @@ def pretrain_section(rows: list[dict], tests: list[dict]) -> list[str]:
     out = ["## Pre-training with the audio interleaved", "", "The four conditions from the prepended base (LTU's "
            "way) and from each base whose stage 0 and instruct stage saw the audio at its marker (interleaved) or "
            "half of the labeling prompts so (mixed). Δ: the variant minus the same condition from the prepended "
-           "base, paired on the same items [95% CI], Holm p among the ablation tests.", "",
+           "base, paired on the same items [95% CI]; p: the paired test of the task (exact McNemar on per-item "
+           "correctness for yes/no, the class-balanced sign-flip test for identity), Holm among the ablation tests. "
+           "An F1 change whose p is large moved the yes/no bias, not the share answered right.", "",
            "| condition | base | synonym F1 | hypernym F1 | synonym AUROC | hypernym AUROC | identity | "
            "Δ synonym F1 (Holm p) | Δ hypernym F1 (Holm p) | Δ identity (Holm p) |",
            "|---|---|---|---|---|---|---|---|---|---|"]
