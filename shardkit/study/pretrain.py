@@ -4,15 +4,48 @@ the paired difference and its Holm p from the ablation tests. Read from the gath
 
 from shardkit.eval.report import fmt, fmt_cell, fmt_diff, fmt_p
 from shardkit.names import YES_NO
+from shardkit.study.audio_use import ALPHA
 from shardkit.study.plots import IDENTITY, row_metric
 
 TAG = " base"  # a variant row is "<condition> · <how> base" (study/stages.py)
 
 
+def _variants(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["group"] == "ablation" and r["name"].endswith(TAG) and " · " in r["name"]]
+
+
+def _how(row: dict) -> str:
+    return row["name"].rsplit(" · ", 1)[1].removesuffix(TAG)
+
+
+def pretrain_finding(rows: list[dict], tests: list[dict]) -> str | None:
+    """The headline's line: where each pre-trained base names more or less than the prepended one (identity,
+    Holm p < ALPHA) and how many of its reasoning AUROCs beat chance — labeling and reasoning, side by side."""
+    variants = _variants(rows)
+    if not variants:
+        return None
+    by_pair = {(t["a"], t["b"], t["task"]): t for t in tests}
+    parts = []
+    for how in dict.fromkeys(map(_how, variants)):
+        mine, moved = [v for v in variants if _how(v) == how], {True: [], False: []}
+        for v in mine:
+            t = by_pair.get((v["base"], v["name"], "identity")) or {}
+            head, p = (t.get("diffs") or {}).get(IDENTITY), (t.get("mcnemar") or {}).get("p_holm")
+            if head and head.get("value") and p is not None and p < ALPHA:
+                moved[head["value"] > 0].append(v["base"])
+        aucs = [a for v in mine for task in YES_NO if (a := row_metric(v, task, "auroc"))]
+        above = sum(a["ci"][0] is not None and a["ci"][0] > 0.5 for a in aucs)
+        parts.append(f"from the {how} base, {', '.join(moved[True]) or 'no condition'} names more"
+                     + (f" and {', '.join(moved[False])} less" if moved[False] else "")
+                     + f"; {above} of its {len(aucs)} reasoning AUROCs exceed 0.5 outside their CI")
+    return ("- **Pre-training with the audio interleaved.** Against the same condition from the prepended base "
+            f"(strict balanced identity, Holm p < {ALPHA}): " + "; ".join(parts) + ".")
+
+
 def pretrain_section(rows: list[dict], tests: list[dict]) -> list[str]:
     """One line per (condition, base): headline metrics with CIs, and for the variant bases each task's paired
     difference against the prepended base's row (F1, or strict balanced identity) with its Holm p."""
-    variants = [r for r in rows if r["group"] == "ablation" and r["name"].endswith(TAG) and " · " in r["name"]]
+    variants = _variants(rows)
     if not variants:
         return []
     by_pair = {(t["a"], t["b"], t["task"]): t for t in tests}
@@ -29,7 +62,7 @@ def pretrain_section(rows: list[dict], tests: list[dict]) -> list[str]:
     order = [x for n in dict.fromkeys(v["base"] for v in variants)
              for x in ([names[n]] if n in names else []) + [v for v in variants if v["base"] == n]]
     for r in order:
-        how = r["name"].rsplit(" · ", 1)[1].removesuffix(TAG) if r in variants else "prepended"
+        how = _how(r) if r in variants else "prepended"
         cells = [fmt(row_metric(r, t, "f1")) for t in YES_NO] + [fmt(row_metric(r, t, "auroc"), pct=False)
                                                                   for t in YES_NO]
         cells.append(fmt(row_metric(r, "identity", IDENTITY)))

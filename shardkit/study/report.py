@@ -17,7 +17,7 @@ from shardkit.study.attention import attention_section
 from shardkit.study.audio_use import audio_diff, audio_warnings, cascade_notes, named_notes, named_section, passes
 from shardkit.study.forgetting import forgetting_section, plot_forgetting
 from shardkit.study.plots import IDENTITY, draw, row_metric
-from shardkit.study.pretrain import pretrain_section
+from shardkit.study.pretrain import pretrain_finding, pretrain_section
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,8 @@ def one_minute(study: dict) -> list[str]:
         out.append(line + " — " + use + "."
                    + (" On the clips it names right its own answer in words reasons and the audio does not: see "
                       "\"Where the reasoning stops\"." if stops else ""))
+    pretrained = pretrain_finding(rows, tests.get("ablations") or [])
+    out += [pretrained] if pretrained else []
     verdicts = [r.get("verdict", "undetermined") for r in study.get("reference") or []]
     if verdicts:
         counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("supported", "contradicted", "undetermined"))

@@ -1,7 +1,7 @@
 """The pre-training comparison (study/pretrain.py): each condition from the prepended base beside the same condition
 from each re-pre-trained base, with the paired difference and Holm p of the ablation tests."""
 
-from shardkit.study.pretrain import pretrain_section
+from shardkit.study.pretrain import pretrain_finding, pretrain_section
 
 
 def _row(name, group="condition", base=None, f1=0.5):
@@ -29,3 +29,21 @@ def test_each_condition_beside_its_counterpart_from_each_base():
     assert "+20.0 [5.0, 35.0] (0.012)" in body[1] and "-10.0 [-20.0, 0.0] (0.5)" in body[4]
     assert body[0].endswith("| – | – | – |")  # the prepended base is what the others are measured against
     assert pretrain_section(rows[:3], tests) == []  # no ablations.pretrain: no section
+
+
+def test_the_headline_line_counts_where_each_base_names_more_and_reasons_above_chance():
+    rows = [_row("original"), _row("FT-Large"),
+            _row("original · interleaved base", "ablation", "original"),
+            _row("FT-Large · interleaved base", "ablation", "FT-Large"),
+            _row("original · mixed base", "ablation", "original")]
+    def identity(a, b, value, p):
+        return {"a": a, "b": b, "task": "identity", "mcnemar": {"p_holm": p},
+                "diffs": {"identity_accuracy_balanced": {"value": value, "ci": [value - 0.1, value + 0.1]}}}
+
+    tests = [identity("original", "original · interleaved base", -0.3, 0.001),
+             identity("FT-Large", "FT-Large · interleaved base", 0.3, 0.001),
+             identity("original", "original · mixed base", 0.05, 0.4)]  # not significant: not counted
+    line = pretrain_finding(rows, tests)
+    assert ("from the interleaved base, FT-Large names more and original less; 2 of its 4 reasoning AUROCs exceed "
+            "0.5 outside their CI; from the mixed base, no condition names more; 1 of its 2") in line
+    assert pretrain_finding(rows[:2], tests) is None
