@@ -35,7 +35,8 @@ def pretrain_finding(rows: list[dict], tests: list[dict]) -> str | None:
                 moved[head["value"] > 0].append(v["base"])
         aucs = [a for v in mine for task in YES_NO if (a := row_metric(v, task, "auroc"))]
         above = sum(a["ci"][0] is not None and a["ci"][0] > 0.5 for a in aucs)
-        parts.append(f"from the {how} base, {', '.join(moved[True]) or 'no condition'} names more"
+        verb = "name" if len(moved[True]) > 1 else "names"
+        parts.append(f"from the {how} base, {', '.join(moved[True]) or 'no condition'} {verb} more"
                      + (f" and {', '.join(moved[False])} less" if moved[False] else "")
                      + f"; {above} of its {len(aucs)} reasoning AUROCs exceed 0.5 outside their CI")
     return ("- **Pre-training with the audio interleaved.** Against the same condition from the prepended base "
