@@ -4,7 +4,7 @@ the paired difference and its Holm p from the ablation tests. Read from the gath
 
 from shardkit.eval.report import fmt, fmt_cell, fmt_diff, fmt_p
 from shardkit.names import YES_NO
-from shardkit.study.audio_use import ALPHA
+from shardkit.study.audio_use import ALPHA, passes
 from shardkit.study.plots import IDENTITY, row_metric
 
 TAG = " base"  # a variant row is "<condition> · <how> base" (study/stages.py)
@@ -29,10 +29,10 @@ def pretrain_finding(rows: list[dict], tests: list[dict]) -> str | None:
     for how in dict.fromkeys(map(_how, variants)):
         mine, moved = [v for v in variants if _how(v) == how], {True: [], False: []}
         for v in mine:
-            t = by_pair.get((v["base"], v["name"], "identity")) or {}
-            head, p = (t.get("diffs") or {}).get(IDENTITY), (t.get("mcnemar") or {}).get("p_holm")
-            if head and head.get("value") and p is not None and p < ALPHA:
-                moved[head["value"] > 0].append(v["base"])
+            t = by_pair.get((v["base"], v["name"], "identity"))
+            for sign in (+1, -1):
+                if passes(t, sign):
+                    moved[sign > 0].append(v["base"])
         aucs = [a for v in mine for task in YES_NO if (a := row_metric(v, task, "auroc"))]
         above = sum(a["ci"][0] is not None and a["ci"][0] > 0.5 for a in aucs)
         verb = "name" if len(moved[True]) > 1 else "names"
